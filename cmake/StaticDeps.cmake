@@ -1,0 +1,75 @@
+# Third-party libraries for the fully static release binary (KB_STATIC=ON, preset
+# `static`). Included by the top-level CMakeLists.txt instead of the find_package() calls
+# of the dynamic build; defines the same INTERFACE target, kb_third_party.
+#
+# Every library is linked by explicit .a path (DESIGN.md §6):
+#   - libcurl and libsystemd come from ${KB_STATIC_PREFIX}, built by
+#     scripts/build-static-deps.sh from Debian's own source packages (Debian's libcurl.a
+#     needs Kerberos/LDAP, which ship no .a; Debian ships no libsystemd.a at all);
+#   - OpenSSL, c-ares, zlib, libarchive (+ libacl), libcap and yaml-cpp are Debian's .a
+#     files. curl's libcurl.pc and yaml-cpp's CMake config point at shared objects, so
+#     neither is used.
+#
+# libarchive: Debian's libarchive.a is linked with just -lacl -lz. That holds only while
+# the code uses explicit read support (archive_read_support_filter_gzip +
+# archive_read_support_format_tar) and archive_write_disk: the *_all readers and every
+# archive format *writer* pull in libxml2, ICU, lzma, zstd, bz2, lz4, nettle, ... and the
+# link fails (or grows by ~31 MB).
+
+set(KB_STATIC_PREFIX "${PROJECT_SOURCE_DIR}/build/static-deps/prefix" CACHE PATH
+    "Prefix holding libcurl.a and libsystemd.a from scripts/build-static-deps.sh")
+
+if(NOT EXISTS "${KB_STATIC_PREFIX}/lib/libcurl.a" OR NOT EXISTS "${KB_STATIC_PREFIX}/lib/libsystemd.a")
+  message(FATAL_ERROR
+    "KB_STATIC=ON needs libcurl.a and libsystemd.a under KB_STATIC_PREFIX=${KB_STATIC_PREFIX}.\n"
+    "Run scripts/build-static-deps.sh first (it builds them from Debian's source packages).")
+endif()
+
+# find_library() with an explicit "lib<name>.a" name only ever matches the archive.
+function(kb_static_archive out_var name)
+  find_library(${out_var} NAMES "lib${name}.a" ${ARGN} NO_CACHE)
+  if(NOT ${out_var})
+    message(FATAL_ERROR "KB_STATIC=ON: lib${name}.a not found (install its Debian -dev package; "
+                        "scripts/build-static-deps.sh installs all of them)")
+  endif()
+  message(STATUS "static: ${name} -> ${${out_var}}")
+  set(${out_var} "${${out_var}}" PARENT_SCOPE)
+endfunction()
+
+kb_static_archive(KB_A_CURL curl PATHS "${KB_STATIC_PREFIX}/lib" NO_DEFAULT_PATH)
+kb_static_archive(KB_A_SYSTEMD systemd PATHS "${KB_STATIC_PREFIX}/lib" NO_DEFAULT_PATH)
+kb_static_archive(KB_A_SSL ssl)
+kb_static_archive(KB_A_CRYPTO crypto)
+kb_static_archive(KB_A_CARES cares)
+kb_static_archive(KB_A_Z z)
+kb_static_archive(KB_A_ARCHIVE archive)
+kb_static_archive(KB_A_ACL acl)
+kb_static_archive(KB_A_CAP cap)
+kb_static_archive(KB_A_YAMLCPP yaml-cpp)
+
+add_library(kb_third_party INTERFACE)
+
+# The locally built curl/systemd headers must win over any -dev headers in /usr/include
+# (libcurl4-openssl-dev and libsystemd-dev may be installed for the dev build).
+# BEFORE + non-SYSTEM keeps them ahead of the implicit system include path.
+target_include_directories(kb_third_party BEFORE INTERFACE "${KB_STATIC_PREFIX}/include")
+target_compile_definitions(kb_third_party INTERFACE CURL_STATICLIB)
+
+# Order matters for a static link: users before what they use.
+#   curl -> ssl -> crypto, curl -> cares, curl -> z
+#   archive -> acl, z (and crypto only through readers/writers we do not use)
+#   systemd -> cap, rt, pthread
+target_link_libraries(kb_third_party INTERFACE
+  "${KB_A_CURL}"
+  "${KB_A_SSL}"
+  "${KB_A_CARES}"
+  "${KB_A_ARCHIVE}"
+  "${KB_A_ACL}"
+  "${KB_A_YAMLCPP}"
+  "${KB_A_SYSTEMD}"
+  "${KB_A_CAP}"
+  "${KB_A_CRYPTO}"
+  "${KB_A_Z}"
+  Threads::Threads
+  ${CMAKE_DL_LIBS}
+  rt)

@@ -1,0 +1,41 @@
+#pragma once
+// One function per subcommand. app.cpp parses argv into CommonOptions; these turn the
+// options into a configuration, a Machine and a plan (or a single step), and print.
+
+#include "kasm_bootstrap/cli/output.hpp"
+#include "kasm_bootstrap/error.hpp"
+
+#include <iosfwd>
+#include <map>
+#include <optional>
+#include <string>
+
+namespace kb::cli {
+
+struct CommonOptions {
+  std::optional<std::string> config_path;
+  std::string root = "/";
+  std::string output = "text";
+  bool verbose = false;
+  bool quiet = false;
+  bool dry_run = false;
+  bool force = false;
+  std::string swap_size_alias;
+  std::string sources_alias;
+  // Storage CLI11 binds to; `flags` holds only what was actually given.
+  std::map<std::string, std::string> key_values;
+  std::map<std::string, std::string> rejected_secret_flags;
+  std::map<std::string, std::string> secret_files;
+  std::map<std::string, std::string> flags;
+  std::map<std::string, std::string> flag_origins;
+};
+
+ExitCode command_run(const CommonOptions& options, std::istream& in, Output& output);
+ExitCode command_detect_address(const CommonOptions& options, std::istream& in, Output& output);
+ExitCode command_swap(const CommonOptions& options, std::istream& in, Output& output);
+ExitCode command_health(const CommonOptions& options, std::istream& in, Output& output);
+
+// Prints an error that ends the command: stderr (text) or one JSON document (json).
+void report_fatal(Output& output, const std::string& command, ExitCode code, const std::string& message);
+
+} // namespace kb::cli

@@ -1,0 +1,62 @@
+#pragma once
+// The resolved configuration: one typed struct, filled from the layers in
+// config/loader.hpp. Defaults live in the member initialisers below; the key table in
+// config/keys.hpp maps each snake_case key to its member, and is the only list of keys.
+
+#include "kasm_bootstrap/util/secret.hpp"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace kb::config {
+
+struct Config {
+  // Registration: rendered by Kasm into the startup script.
+  std::string server_id;
+  std::string manager_address; // the Zone's Upstream Auth Address (host or IP)
+  Secret manager_token;
+  std::string provider;
+  std::string server_hostname;
+  std::string external_fqdn;   // empty = none (Kasm renders "None")
+  std::string agent_address;   // explicit address; skips detection
+
+  // Address detection.
+  std::vector<std::string> address_sources{"auto"};
+  std::string imds_endpoint = "http://169.254.169.254";
+  std::int64_t address_timeout_seconds = 10;
+
+  // Swap.
+  std::string swap_size = "auto"; // auto | off | 0 | 512M | 8G
+  std::string swap_file = "/var/swap.1";
+  bool swap_required = false;     // false: a swap failure is a warning
+
+  // Release.
+  std::string release_url;
+  std::string release_sha256;
+  bool allow_insecure_http = false;
+  std::string cache_dir = "/var/cache/kasm-bootstrap";
+  std::string ca_bundle;          // empty = first well-known bundle
+  std::int64_t download_timeout_seconds = 1800;
+
+  // Installer.
+  std::vector<std::string> install_args;
+  std::int64_t lock_timeout_seconds = 600;
+  std::int64_t install_timeout_seconds = 3600;
+
+  // Certificates.
+  std::string nginx_cert; // PEM; empty = keep the installer's self-signed pair
+  Secret nginx_key;       // PEM
+  bool generate_self_signed = false;
+
+  // Docker, health and reporting.
+  std::string docker_socket = "/var/run/docker.sock";
+  bool manager_tls_verify = true; // self-signed managers are common: false skips it for the health check only
+  std::string manager_ca;
+  std::int64_t health_timeout_seconds = 120;
+  std::string state_dir = "/var/lib/kasm-bootstrap";
+  std::string console = "/dev/console";
+  std::string metrics_file;
+};
+
+} // namespace kb::config

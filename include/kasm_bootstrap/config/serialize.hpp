@@ -1,0 +1,16 @@
+#pragma once
+// Configuration as JSON for dry-run output, `--output json` and the state fingerprint.
+// Secrets serialise as "****" (see util/secret.hpp).
+
+#include "kasm_bootstrap/config/config.hpp"
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace kb::config {
+
+nlohmann::json to_json(const Config& config);
+// SHA-256 of the redacted configuration: changes when any non-secret value changes.
+std::string fingerprint(const Config& config);
+
+} // namespace kb::config

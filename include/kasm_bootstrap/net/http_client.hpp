@@ -1,0 +1,75 @@
+#pragma once
+// The one HTTP client (libcurl). Metadata services, the release download, the Docker
+// Engine API (over a unix socket) and the manager health check all go through send().
+// A transport failure is returned, not thrown, so callers can retry or explain it.
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kb::net {
+
+struct HttpRequest {
+  std::string method = "GET";
+  std::string url;
+  std::vector<std::string> headers; // "Name: value"
+  std::string body;
+  std::chrono::milliseconds connect_timeout{1000};
+  std::chrono::milliseconds total_timeout{5000}; // 0 = no overall limit (use low_speed_* then)
+  // Abort when slower than low_speed_bytes per second for low_speed_window.
+  long low_speed_bytes = 0;
+  std::chrono::seconds low_speed_window{0};
+  std::string unix_socket;        // host path; speak HTTP over this socket instead of TCP
+  std::string ca_bundle;          // host path; empty = first of the well-known bundles
+  bool verify_tls = true;
+  std::uint64_t resume_from = 0;  // send "Range: bytes=N-"
+  // Streaming: called with each body chunk instead of buffering; return false to abort.
+  std::function<bool(std::string_view chunk)> on_body;
+  // Called about every 100 ms while bytes flow: (received now, expected total or 0).
+  std::function<void(std::uint64_t received, std::uint64_t total)> on_progress;
+  std::size_t max_buffered_body = 1u << 20; // larger bodies fail instead of eating memory
+};
+
+enum class TransportError {
+  kNone,
+  kConnect,     // refused, unreachable, no route
+  kTimeout,     // connect or overall deadline, or too slow
+  kTls,         // certificate or handshake problem
+  kResolve,     // name did not resolve
+  kAborted,     // on_body returned false, or the body was over max_buffered_body
+  kProtocol,    // garbage instead of HTTP, connection dropped mid-body
+  kOther,
+};
+
+struct HttpResponse {
+  TransportError error = TransportError::kNone;
+  std::string error_message; // libcurl's explanation, with the URL
+  long status = 0;
+  std::string body;          // empty when on_body streamed it
+  std::vector<std::pair<std::string, std::string>> headers; // names lower-cased
+  std::uint64_t bytes_received = 0;
+
+  bool transport_ok() const { return error == TransportError::kNone; }
+  bool ok() const { return transport_ok() && status >= 200 && status < 300; }
+  std::optional<std::string> header(std::string_view lower_name) const;
+};
+
+// First existing bundle of the well-known locations (host paths), or empty. Never
+// OpenSSL's compiled-in default, which a static build would take from its build machine.
+std::string discover_ca_bundle(const std::filesystem::path& root = "/");
+
+class HttpClient {
+public:
+  // Call once from main() before threads start (libcurl's global init is not thread-safe).
+  static void global_init();
+
+  // Thread-safe: every call uses its own handle.
+  HttpResponse send(const HttpRequest& request) const;
+};
+
+} // namespace kb::net

@@ -1,0 +1,44 @@
+#pragma once
+// Observers that come with the engine: progress in the log, and the status file
+// (<state_dir>/status.json) that says, at any moment, which steps ran, how long they
+// took and which one failed. Both go through the redactor.
+
+#include "kasm_bootstrap/plan/executor.hpp"
+#include "kasm_bootstrap/system/root_fs.hpp"
+
+#include <chrono>
+#include <filesystem>
+#include <mutex>
+
+namespace kb::plan {
+
+class LogObserver final : public Observer {
+public:
+  void on_step_started(const Step& step) override;
+  void on_step_finished(const StepRecord& record) override;
+  void on_run_finished(const RunReport& report) override;
+};
+
+class StatusFileObserver final : public Observer {
+public:
+  StatusFileObserver(const sys::RootFs& fs, std::filesystem::path state_dir);
+  void on_run_started(const Plan& plan) override;
+  void on_step_started(const Step& step) override;
+  void on_step_finished(const StepRecord& record) override;
+  void on_run_finished(const RunReport& report) override;
+
+  std::filesystem::path path() const { return state_dir_ / "status.json"; }
+
+private:
+  void write_locked();
+
+  const sys::RootFs& fs_;
+  std::filesystem::path state_dir_;
+  std::mutex mutex_;
+  nlohmann::json doc_;
+};
+
+// "2026-11-28T19:30:00Z"
+std::string utc_timestamp(std::chrono::system_clock::time_point when = std::chrono::system_clock::now());
+
+} // namespace kb::plan

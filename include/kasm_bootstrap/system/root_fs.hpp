@@ -1,0 +1,71 @@
+#pragma once
+// Files of the machine being bootstrapped, always reached relative to a root directory:
+// "/" in production, a temporary directory in tests. Callers speak in machine paths
+// ("/etc/fstab"); only this class knows where they live on the host. This is the one
+// place that joins paths, so nothing can escape the root by accident.
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kb::sys {
+
+struct FileOwner {
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+// Writes a temporary file beside the target and renames it over the target on commit(),
+// after fsync of file and directory. Destroyed without commit(), it removes the temporary
+// file: a crash or an error never leaves a half-written target.
+class AtomicFile {
+public:
+  AtomicFile(std::filesystem::path host_target, mode_t mode);
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+  ~AtomicFile();
+
+  void write(std::string_view data);
+  void set_owner(FileOwner owner);
+  void commit();
+  const std::filesystem::path& temp_path() const { return temp_; }
+  int fd() const { return fd_; }
+
+private:
+  std::filesystem::path target_;
+  std::filesystem::path temp_;
+  int fd_ = -1;
+  bool committed_ = false;
+};
+
+class RootFs {
+public:
+  explicit RootFs(std::filesystem::path root);
+
+  const std::filesystem::path& root() const noexcept { return root_; }
+  bool is_real_root() const noexcept { return root_ == "/"; }
+
+  // Machine path -> host path. Rejects relative paths and ".." components.
+  std::filesystem::path host_path(const std::filesystem::path& machine_path) const;
+
+  bool exists(const std::filesystem::path& machine_path) const;
+  // nullopt when the file does not exist; throws std::system_error on other errors or
+  // when the file is larger than max_bytes.
+  std::optional<std::string> read_file(const std::filesystem::path& machine_path,
+                                       std::size_t max_bytes = 16u << 20) const;
+  void write_file_atomic(const std::filesystem::path& machine_path, std::string_view content, mode_t mode,
+                         std::optional<FileOwner> owner = std::nullopt) const;
+  void create_directories(const std::filesystem::path& machine_path, mode_t mode = 0755) const;
+  void remove(const std::filesystem::path& machine_path) const;
+  std::vector<std::string> list_directory(const std::filesystem::path& machine_path) const;
+
+private:
+  std::filesystem::path root_;
+};
+
+} // namespace kb::sys

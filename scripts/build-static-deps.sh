@@ -1,0 +1,304 @@
+#!/usr/bin/env bash
+# Builds into build/static-deps/prefix the libraries the fully static kasm-bootstrap
+# needs but Debian ships no usable .a for (DESIGN.md §6):
+#
+#   libcurl     from Debian's own source package, HTTP/HTTPS + unix sockets only,
+#               OpenSSL (Debian's libssl.a), zlib, c-ares as resolver (no NSS at run time).
+#               Debian's own libcurl.a needs Kerberos/LDAP/libpsl/... which ship no .a.
+#   libsystemd  from Debian's systemd source package (libsystemd.a; link with -lcap).
+#
+# Everything else (libssl.a, libcrypto.a, libcares.a, libz.a, libarchive.a, libacl.a,
+# libcap.a, libyaml-cpp.a) comes straight from Debian -dev packages, which this script
+# installs too, so `cmake --preset static` works right after it.
+#
+# Idempotent: a library whose stamp (source version + build options) matches is skipped.
+# Needs root (or sudo) for apt-get. Safe to run concurrently (flock).
+#
+#   scripts/build-static-deps.sh            build what is missing
+#   scripts/build-static-deps.sh --force    rebuild both libraries
+#
+# Environment: KB_STATIC_DEPS_DIR (default <repo>/build/static-deps), KB_JOBS (default 2).
+set -euo pipefail
+
+readonly repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+readonly deps="${KB_STATIC_DEPS_DIR:-$repo/build/static-deps}"
+readonly prefix="$deps/prefix"
+readonly jobs="${KB_JOBS:-2}"
+force=0
+case "${1:-}" in
+  --force) force=1 ;;
+  "") ;;
+  -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
+  *) echo "build-static-deps: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+esac
+
+t_start=$(date +%s)
+log() { printf '[build-static-deps +%3ss] %s\n' "$(($(date +%s) - t_start))" "$*" >&2; }
+die() { printf 'build-static-deps: ERROR: %s\n' "$*" >&2; exit 1; }
+trap 'rc=$?; printf "build-static-deps: FAILED (exit %s) at line %s: %s\n" "$rc" "$LINENO" "$BASH_COMMAND" >&2' ERR
+
+sudo_cmd=()
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null || die "not root and no sudo: cannot apt-get install"
+  sudo_cmd=(sudo)
+fi
+apt_get() {
+  # Other jobs on a CI machine may hold the dpkg lock briefly: wait instead of failing.
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get -q -o DPkg::Lock::Timeout=600 "$@"
+}
+
+# ---------------------------------------------------------------------------------------
+# 1. Packages: toolchain, the Debian .a files we link as they are, and build deps of the
+#    two source builds (curl uses its shipped configure; systemd needs meson/gperf/jinja2).
+# ---------------------------------------------------------------------------------------
+pkgs=(
+  build-essential dpkg-dev patch pkg-config cmake ninja-build file ca-certificates
+  libssl-dev zlib1g-dev libc-ares-dev
+  libarchive-dev libacl1-dev libyaml-cpp-dev
+  libcap-dev meson gperf libmount-dev python3-jinja2
+  nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev catch2
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  log "installing packages: ${missing[*]}"
+  apt_get update || die "apt-get update failed"
+  apt_get install -y --no-install-recommends "${missing[@]}" || die "apt-get install ${missing[*]} failed"
+else
+  log "all ${#pkgs[@]} packages present"
+fi
+
+mkdir -p "$deps/src" "$deps/build" "$prefix/lib" "$prefix/include"
+exec 9>"$deps/.lock"
+flock 9 || die "cannot lock $deps/.lock"
+
+# ---------------------------------------------------------------------------------------
+# 2. deb-src: `apt-get source` needs a deb-src entry. Mirror the existing deb entries of
+#    this release (suites CODENAME, CODENAME-updates, CODENAME-security, ...) as deb-src,
+#    both deb822 (*.sources) and one-line (*.list) styles. Third-party repositories are
+#    left alone (they may carry no sources).
+# ---------------------------------------------------------------------------------------
+have_sources() { [[ -n "$(apt-cache showsrc "$1" 2>/dev/null)" ]]; }
+
+ensure_deb_src() {
+  if have_sources curl && have_sources systemd; then return 0; fi
+  local codename
+  codename="$(. /etc/os-release && echo "${VERSION_CODENAME:-}")"
+  [[ -n "$codename" ]] || die "no VERSION_CODENAME in /etc/os-release: cannot add deb-src entries"
+  local tmp_sources tmp_list f
+  tmp_sources="$(mktemp)"
+  tmp_list="$(mktemp)"
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [[ -f "$f" && "$(basename "$f")" != kasm-bootstrap-deb-src.sources ]] || continue
+    awk -v codename="$codename" '
+      BEGIN { RS = ""; FS = "\n" }
+      {
+        types = ""; suites = ""
+        for (i = 1; i <= NF; i++) {
+          if ($i ~ /^Types:/)  { types = $i;  sub(/^Types:[ \t]*/, "", types) }
+          if ($i ~ /^Suites:/) { suites = $i; sub(/^Suites:[ \t]*/, "", suites) }
+          if ($i ~ /^Enabled:[ \t]*no/) next
+        }
+        nt = split(types, t, /[ \t]+/); hasdeb = 0; hassrc = 0
+        for (i = 1; i <= nt; i++) { if (t[i] == "deb") hasdeb = 1; if (t[i] == "deb-src") hassrc = 1 }
+        if (!hasdeb || hassrc) next
+        ns = split(suites, s, /[ \t]+/)
+        if (ns == 0) next
+        for (i = 1; i <= ns; i++) if (s[i] !~ ("^" codename "(-[a-z]+)?$")) next
+        for (i = 1; i <= NF; i++) { line = $i; if (line ~ /^Types:/) line = "Types: deb-src"; print line }
+        print ""
+      }' "$f" >>"$tmp_sources"
+  done
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+    [[ -f "$f" && "$(basename "$f")" != kasm-bootstrap-deb-src.list ]] || continue
+    # deb [opts] URI SUITE COMPONENTS...  ->  deb-src [opts] URI SUITE COMPONENTS...
+    awk -v codename="$codename" '
+      /^[ \t]*deb[ \t]/ {
+        n = split($0, w, /[ \t]+/); i = 2
+        if (w[1] == "") i = 3
+        if (w[i] ~ /^\[/) { while (i <= n && w[i] !~ /\]$/) i++; i++ }
+        suite = w[i + 1]
+        if (suite ~ ("^" codename "(-[a-z]+)?$")) { sub(/deb[ \t]/, "deb-src "); print }
+      }' "$f" >>"$tmp_list"
+  done
+  if [[ ! -s "$tmp_sources" && ! -s "$tmp_list" ]]; then
+    rm -f "$tmp_sources" "$tmp_list"
+    die "found no '$codename' deb entries to mirror as deb-src; add a deb-src line for $codename yourself"
+  fi
+  if [[ -s "$tmp_sources" ]]; then
+    log "adding deb-src entries: /etc/apt/sources.list.d/kasm-bootstrap-deb-src.sources"
+    "${sudo_cmd[@]}" install -m 0644 "$tmp_sources" /etc/apt/sources.list.d/kasm-bootstrap-deb-src.sources
+  fi
+  if [[ -s "$tmp_list" ]]; then
+    log "adding deb-src entries: /etc/apt/sources.list.d/kasm-bootstrap-deb-src.list"
+    "${sudo_cmd[@]}" install -m 0644 "$tmp_list" /etc/apt/sources.list.d/kasm-bootstrap-deb-src.list
+  fi
+  rm -f "$tmp_sources" "$tmp_list"
+  apt_get update || die "apt-get update failed after adding deb-src entries"
+  have_sources curl || die "still no source package for curl after adding deb-src entries"
+  have_sources systemd || die "still no source package for systemd after adding deb-src entries"
+}
+
+# Newest version of source package $1 that apt knows.
+source_version() {
+  apt-cache showsrc "$1" 2>/dev/null | awk '/^Package: /{p=$2} /^Version: /{if (p=="'"$1"'") print $2}' |
+    sort -V -r | head -n1
+}
+
+# Unpacks source package $1 version $2 under $deps/src; prints the tree's path.
+fetch_source() {
+  local pkg="$1" version="$2" upstream dir
+  upstream="${version#*:}"
+  upstream="${upstream%-*}"
+  dir="$deps/src/$pkg-$version/$pkg-$upstream"
+  if [[ ! -f "$dir/.kb-complete" ]]; then
+    log "fetching source package $pkg=$version (apt-get source)"
+    rm -rf "$deps/src/$pkg-$version"
+    mkdir -p "$deps/src/$pkg-$version"
+    (cd "$deps/src/$pkg-$version" && apt-get -q source "$pkg=$version" >apt-source.log 2>&1) ||
+      { tail -n 20 "$deps/src/$pkg-$version/apt-source.log" >&2; die "apt-get source $pkg=$version failed"; }
+    [[ -d "$dir" ]] || die "apt-get source $pkg did not produce $dir"
+    touch "$dir/.kb-complete"
+  fi
+  printf '%s\n' "$dir"
+}
+
+stamp_ok() { # $1 stamp file, $2 expected content, $3... files that must exist
+  local stamp="$1" want="$2"
+  shift 2
+  ((force)) && return 1
+  [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] || return 1
+  local f
+  for f in "$@"; do [[ -f "$f" ]] || return 1; done
+}
+
+# ---------------------------------------------------------------------------------------
+# 3. libcurl
+# ---------------------------------------------------------------------------------------
+curl_options=(
+  --disable-shared --enable-static --with-pic
+  --with-openssl --enable-ares --with-zlib
+  --enable-http --enable-proxy --enable-unix-sockets --enable-ipv6 --enable-cookies
+  --disable-ftp --disable-file --disable-ldap --disable-ldaps --disable-rtsp --disable-dict
+  --disable-telnet --disable-tftp --disable-pop3 --disable-imap --disable-smb --disable-smtp
+  --disable-gopher --disable-mqtt --disable-manual --disable-ntlm --disable-ntlm-wb --disable-sspi
+  # netrc would call getpwuid_r (glibc NSS) in the static binary; DoH is not wanted.
+  --disable-netrc --disable-doh
+  --disable-websockets --disable-alt-svc --disable-hsts
+  --without-brotli --without-zstd --without-libidn2 --without-libpsl --without-nghttp2
+  --without-ngtcp2 --without-nghttp3 --without-quiche --without-msh3 --without-hyper
+  --without-libssh2 --without-libssh --without-wolfssh --without-librtmp --without-gssapi
+  --without-libgsasl --without-gnutls --without-nss --without-wolfssl --without-mbedtls
+  --without-bearssl --without-rustls
+  # The program sets CURLOPT_CAINFO itself (DESIGN.md §5); this is only the fallback.
+  --with-ca-bundle=/etc/ssl/certs/ca-certificates.crt --without-ca-path
+)
+
+build_curl() {
+  local version dir want bdir
+  version="$(source_version curl)"
+  [[ -n "$version" ]] || die "apt knows no source version of curl"
+  want="curl $version ${curl_options[*]}"
+  if stamp_ok "$prefix/.curl.stamp" "$want" "$prefix/lib/libcurl.a" "$prefix/include/curl/curl.h"; then
+    log "libcurl $version: up to date (skipped)"
+    return 0
+  fi
+  dir="$(fetch_source curl "$version")"
+
+  # The unpacked tree has every Debian patch applied, including the last two that rename
+  # the library for the GnuTLS/NSS flavours (debian/rules pops them for the OpenSSL
+  # build). Pop them the same way. The shipped configure/Makefile.in are used as they
+  # are: AM_MAINTAINER_MODE keeps automake from regenerating them, and the Debian
+  # patches to configure.ac/Makefile.am only touch packaging and the test lists.
+  local p
+  for p in 99_nss 90_gnutls; do
+    if grep -qx "$p.patch" "$dir/.pc/applied-patches" 2>/dev/null; then
+      log "curl: reverting Debian flavour patch $p.patch"
+      (cd "$dir" && patch -R -p1 -s --no-backup-if-mismatch <"debian/patches/$p.patch") ||
+        die "could not revert $p.patch in $dir"
+      sed -i "/^$p\.patch\$/d" "$dir/.pc/applied-patches"
+    fi
+  done
+  grep -q '^lib_LTLIBRARIES = libcurl.la' "$dir/lib/Makefile.in" ||
+    die "$dir/lib/Makefile.in does not build libcurl.la; unexpected source tree"
+
+  bdir="$deps/build/curl"
+  rm -rf "$bdir"
+  mkdir -p "$bdir"
+  log "curl $version: configure (HTTP/HTTPS + unix sockets, OpenSSL, c-ares, zlib)"
+  (cd "$bdir" && "$dir/configure" --prefix="$prefix" "${curl_options[@]}" \
+    CFLAGS="-O2 -g0 -ffunction-sections -fdata-sections" >configure.log 2>&1) ||
+    { tail -n 30 "$bdir/config.log" >&2; die "curl configure failed (log: $bdir/config.log)"; }
+  log "curl: make -j$jobs (library only)"
+  make -C "$bdir/lib" -j"$jobs" >"$bdir/make.log" 2>&1 ||
+    { tail -n 30 "$bdir/make.log" >&2; die "curl build failed (log: $bdir/make.log)"; }
+  rm -rf "$prefix/include/curl" "$prefix/lib/libcurl".*
+  make -C "$bdir/lib" install >>"$bdir/make.log" 2>&1 || die "curl lib install failed (log: $bdir/make.log)"
+  make -C "$bdir/include" install >>"$bdir/make.log" 2>&1 || die "curl headers install failed (log: $bdir/make.log)"
+  rm -f "$prefix/lib/libcurl.la"
+  chmod +x "$bdir/curl-config"
+  log "curl: features: $("$bdir/curl-config" --features | tr '\n' ' ')"
+  log "curl: protocols: $("$bdir/curl-config" --protocols | tr '\n' ' ')"
+  local protos
+  protos="$("$bdir/curl-config" --protocols | tr '\n' ' ')"
+  [[ "$protos" == "HTTP HTTPS " ]] || die "curl was built with unexpected protocols: $protos"
+  "$bdir/curl-config" --features | grep -qx AsynchDNS || die "curl was built without c-ares (AsynchDNS)"
+  "$bdir/curl-config" --features | grep -qx SSL || die "curl was built without TLS"
+  printf '%s' "$want" >"$prefix/.curl.stamp"
+  log "curl $version: installed $prefix/lib/libcurl.a ($(du -k "$prefix/lib/libcurl.a" | cut -f1) KiB)"
+}
+
+# ---------------------------------------------------------------------------------------
+# 4. libsystemd.a — the recipe of DESIGN.md §6.
+# ---------------------------------------------------------------------------------------
+systemd_options=(
+  -Dmode=release -Dstatic-libsystemd=true -Dskip-deps=true -Dtests=false -Dman=false
+  -Dhtml=false -Dtranslations=false
+)
+
+build_systemd() {
+  local version dir want bdir
+  version="$(source_version systemd)"
+  [[ -n "$version" ]] || die "apt knows no source version of systemd"
+  want="systemd $version ${systemd_options[*]}"
+  if stamp_ok "$prefix/.systemd.stamp" "$want" "$prefix/lib/libsystemd.a" "$prefix/include/systemd/sd-daemon.h"; then
+    log "libsystemd $version: up to date (skipped)"
+    return 0
+  fi
+  dir="$(fetch_source systemd "$version")"
+  bdir="$deps/build/systemd"
+  rm -rf "$bdir"
+  log "systemd $version: meson setup ${systemd_options[*]}"
+  meson setup "$bdir" "$dir" "${systemd_options[@]}" >"$deps/build/systemd-meson.log" 2>&1 ||
+    { tail -n 30 "$deps/build/systemd-meson.log" >&2; die "meson setup of systemd failed (log: $deps/build/systemd-meson.log)"; }
+  # version.h must be named too, or the static target fails on a clean tree.
+  log "systemd: ninja -j$jobs version.h libsystemd.a"
+  ninja -C "$bdir" -j"$jobs" version.h libsystemd.a >"$deps/build/systemd-ninja.log" 2>&1 ||
+    { tail -n 30 "$deps/build/systemd-ninja.log" >&2; die "ninja libsystemd.a failed (log: $deps/build/systemd-ninja.log)"; }
+  install -m 0644 "$bdir/libsystemd.a" "$prefix/lib/libsystemd.a"
+  rm -rf "$prefix/include/systemd"
+  mkdir -p "$prefix/include/systemd"
+  # The public headers (the same set libsystemd-dev installs).
+  local h
+  for h in _sd-common.h sd-bus.h sd-bus-protocol.h sd-bus-vtable.h sd-daemon.h sd-device.h \
+    sd-event.h sd-hwdb.h sd-id128.h sd-journal.h sd-login.h sd-messages.h sd-path.h sd-gpt.h; do
+    [[ -f "$dir/src/systemd/$h" ]] && install -m 0644 "$dir/src/systemd/$h" "$prefix/include/systemd/$h"
+  done
+  [[ -f "$prefix/include/systemd/sd-daemon.h" ]] || die "systemd headers missing in $dir/src/systemd"
+  printf '%s' "$want" >"$prefix/.systemd.stamp"
+  log "systemd $version: installed $prefix/lib/libsystemd.a ($(du -k "$prefix/lib/libsystemd.a" | cut -f1) KiB)"
+}
+
+ensure_deb_src
+build_curl
+build_systemd
+
+# The Debian archives the static link uses as they are: fail early if one is missing.
+multiarch="$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)"
+for a in libssl.a libcrypto.a libcares.a libz.a libarchive.a libacl.a libcap.a libyaml-cpp.a; do
+  [[ -f "/usr/lib/$multiarch/$a" ]] || die "/usr/lib/$multiarch/$a is missing (its -dev package should ship it)"
+done
+trap - ERR
+log "done in $(($(date +%s) - t_start)) s: $prefix"

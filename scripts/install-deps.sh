@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs exactly what building and testing kasm-bootstrap needs, from Debian/Ubuntu
+# packages. Idempotent; safe to run on every CI start.
+#   scripts/install-deps.sh          build + unit tests
+#   scripts/install-deps.sh --test   also the tools the integration tests drive
+set -euo pipefail
+
+want_test_tools=0
+[[ "${1:-}" == "--test" ]] && want_test_tools=1
+
+build_pkgs=(
+  build-essential cmake ninja-build pkg-config
+  libcurl4-openssl-dev libssl-dev
+  nlohmann-json3-dev libspdlog-dev libfmt-dev
+  libsystemd-dev libcli11-dev catch2
+  libarchive-dev libyaml-cpp-dev
+)
+# Tools the tests run against: fake servers (python3), network namespaces (iproute2),
+# test certificates (openssl), swap header read-back (util-linux), a real Docker Engine.
+test_pkgs=(
+  python3 iproute2 openssl util-linux procps
+)
+
+pkgs=("${build_pkgs[@]}")
+((want_test_tools)) && pkgs+=("${test_pkgs[@]}")
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  sudo_cmd=()
+  [[ $(id -u) -ne 0 ]] && sudo_cmd=(sudo)
+  echo "install-deps: installing ${missing[*]}" >&2
+  "${sudo_cmd[@]}" apt-get update -q
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "install-deps: all ${#pkgs[@]} packages present" >&2
+fi

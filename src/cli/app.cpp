@@ -1,0 +1,156 @@
+#include "kasm_bootstrap/cli/app.hpp"
+
+#include "kasm_bootstrap/cli/commands.hpp"
+#include "kasm_bootstrap/config/keys.hpp"
+#include "kasm_bootstrap/error.hpp"
+#include "kasm_bootstrap/util/log.hpp"
+#include "kasm_bootstrap/util/redactor.hpp"
+#include "kasm_bootstrap/version.hpp"
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+namespace kb::cli {
+namespace {
+
+// Secrets on the command line are visible to every user in the process list.
+constexpr const char* kSecretFlagHint =
+    " is a secret and is not accepted as a flag value (every user could read it in the process list); "
+    "use {file_flag} FILE, the {env} environment variable, or the config file";
+
+std::string read_secret_file(const std::string& path, std::istream& in, const std::string& flag) {
+  if (path == "-") {
+    std::ostringstream buffer;
+    buffer << in.rdbuf();
+    return buffer.str();
+  }
+  std::ifstream file(path, std::ios::binary);
+  if (!file) throw Error(ExitCode::kConfig, flag + " " + path + ": cannot open file");
+  return std::string((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+}
+
+struct SecretFlag {
+  const char* key;
+  const char* file_flag;
+};
+constexpr SecretFlag kSecretFlags[] = {{"manager_token", "--manager-token-file"}, {"nginx_key", "--nginx-key-file"}};
+
+void add_common_options(CLI::App& sub, CommonOptions& o) {
+  sub.add_option("--config,-c", o.config_path,
+                 "configuration: JSON file, '-' for stdin, or a directory with one file per key");
+  sub.add_option("--root", o.root, "treat this directory as / (every path the tool touches is under it)")
+      ->capture_default_str();
+  sub.add_option("--output,-o", o.output, "text or json")->check(CLI::IsMember({"text", "json"}))->capture_default_str();
+  sub.add_flag("--verbose,-v", o.verbose, "debug messages on stderr");
+  sub.add_flag("--quiet,-q", o.quiet, "only warnings and errors on stderr");
+  auto* group = sub.add_option_group("Configuration keys", "each also settable as KASM_BOOTSTRAP_<KEY> or in --config");
+  for (const auto& spec : config::keys()) {
+    const std::string key(spec.name);
+    if (spec.secret()) {
+      group->add_option(spec.flag(), o.rejected_secret_flags[key])->description("(not accepted: secret)");
+      continue;
+    }
+    auto* opt = group->add_option(spec.flag(), o.key_values[key], std::string(spec.help));
+    if (spec.type() == config::KeyType::kBool) opt->expected(0, 1)->default_str("true");
+  }
+  for (const auto& s : kSecretFlags)
+    group->add_option(s.file_flag, o.secret_files[s.key], "read " + std::string(s.key) + " from FILE ('-' = stdin)");
+}
+
+// Moves what the user gave on the command line into the flag layer of the loader.
+void collect_flags(CLI::App& sub, CommonOptions& o, std::istream& in) {
+  for (const auto& spec : config::keys()) {
+    const std::string key(spec.name);
+    if (spec.secret()) {
+      if (sub.count(spec.flag()) > 0) {
+        const SecretFlag* sf = nullptr;
+        for (const auto& s : kSecretFlags)
+          if (key == s.key) sf = &s;
+        std::string msg = spec.flag() + kSecretFlagHint;
+        msg.replace(msg.find("{file_flag}"), 11, sf ? sf->file_flag : "a file");
+        msg.replace(msg.find("{env}"), 5, spec.env_var());
+        // Register the value so even this error path cannot echo it.
+        redactor().add(o.rejected_secret_flags[key]);
+        throw Error(ExitCode::kUsage, msg);
+      }
+      continue;
+    }
+    if (sub.count(spec.flag()) > 0) {
+      std::string value = o.key_values[key];
+      if (spec.type() == config::KeyType::kBool && value.empty()) value = "true";
+      o.flags[key] = value;
+      o.flag_origins[key] = spec.flag();
+    }
+  }
+  for (const auto& s : kSecretFlags) {
+    const std::string path = o.secret_files[s.key];
+    if (sub.count(s.file_flag) == 0) continue;
+    o.flags[s.key] = read_secret_file(path, in, s.file_flag);
+    redactor().add(o.flags[s.key]);
+    o.flag_origins[s.key] = std::string(s.file_flag) + " " + path;
+  }
+}
+
+} // namespace
+
+int main(int argc, char** argv, std::istream& in, std::ostream& out) {
+  CLI::App app{"kasm-bootstrap: turn a fresh VM into a registered Kasm Workspaces Docker Agent"};
+  app.set_version_flag("--version,-V", std::string("kasm-bootstrap ") + kVersion);
+  app.require_subcommand(1);
+  app.footer("Exit codes: 0 ok, 1 internal, 2 usage, 3 config, 4 address, 5 swap, 6 release, 7 package-lock, "
+             "8 install, 9 certificate, 10 health, 11 not-implemented, 12 interrupted, 13 state, 14 docker.");
+
+  CommonOptions opts;
+  auto* run = app.add_subcommand("run", "do the whole job: address, swap, release, install, certificates, health");
+  auto* plan = app.add_subcommand("plan", "show what run would do and change nothing (same as run --dry-run)");
+  auto* detect = app.add_subcommand("detect-address", "print the agent address and the source that gave it");
+  auto* swap = app.add_subcommand("swap", "make sure swap is on, and nothing else");
+  auto* health = app.add_subcommand("health", "re-check an installed agent: exit 0 healthy, 10 otherwise");
+  for (auto* sub : {run, plan, detect, swap, health}) add_common_options(*sub, opts);
+  run->add_flag("--dry-run,-n", opts.dry_run, "print the plan; change nothing");
+  run->add_flag("--force", opts.force, "re-apply every step, even those an earlier run completed");
+  swap->add_flag("--dry-run,-n", opts.dry_run, "state the decision and the numbers behind it; change nothing");
+  swap->add_option("--size", opts.swap_size_alias, "auto, off, 0 or a size (same as --swap-size)");
+  detect->add_option("--sources", opts.sources_alias, "comma-separated chain (same as --address-sources)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e, out, std::cerr);
+    return code == 0 ? 0 : static_cast<int>(ExitCode::kUsage);
+  }
+
+  CLI::App* chosen = app.get_subcommands().front();
+  const std::string name = chosen->get_name();
+  Output output(opts.output == "json" ? Format::kJson : Format::kText, out);
+  log::init(opts.quiet ? log::Verbosity::kQuiet : opts.verbose ? log::Verbosity::kVerbose : log::Verbosity::kNormal);
+
+  try {
+    collect_flags(*chosen, opts, in);
+    if (!opts.swap_size_alias.empty()) {
+      opts.flags["swap_size"] = opts.swap_size_alias;
+      opts.flag_origins["swap_size"] = "--size";
+    }
+    if (!opts.sources_alias.empty()) {
+      opts.flags["address_sources"] = opts.sources_alias;
+      opts.flag_origins["address_sources"] = "--sources";
+    }
+    if (name == "plan") opts.dry_run = true;
+    if (name == "run" || name == "plan") return static_cast<int>(command_run(opts, in, output));
+    if (name == "detect-address") return static_cast<int>(command_detect_address(opts, in, output));
+    if (name == "swap") return static_cast<int>(command_swap(opts, in, output));
+    return static_cast<int>(command_health(opts, in, output));
+  } catch (const Error& e) {
+    report_fatal(output, name, e.code(), e.what());
+    return static_cast<int>(e.code());
+  } catch (const std::exception& e) {
+    report_fatal(output, name, ExitCode::kInternal, e.what());
+    return static_cast<int>(ExitCode::kInternal);
+  }
+}
+
+} // namespace kb::cli

@@ -1,0 +1,269 @@
+#include "kasm_bootstrap/cli/commands.hpp"
+
+#include "kasm_bootstrap/config/keys.hpp"
+#include "kasm_bootstrap/config/serialize.hpp"
+#include "kasm_bootstrap/config/validate.hpp"
+#include "kasm_bootstrap/plan/executor.hpp"
+#include "kasm_bootstrap/plan/observers.hpp"
+#include "kasm_bootstrap/steps/steps.hpp"
+#include "kasm_bootstrap/util/log.hpp"
+#include "kasm_bootstrap/util/redactor.hpp"
+#include "kasm_bootstrap/version.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <iostream>
+
+namespace kb::cli {
+namespace {
+
+// Set from the signal handler; read by the executor and by running children.
+std::atomic<bool> g_interrupted{false};
+static_assert(std::atomic<bool>::is_always_lock_free, "signal handler needs a lock-free flag");
+
+extern "C" void on_stop_signal(int) { g_interrupted.store(true); }
+
+void install_stop_handlers() {
+  struct sigaction sa{};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGTERM, &sa, nullptr);
+  ::sigaction(SIGINT, &sa, nullptr);
+}
+
+config::LoadedConfig load_configuration(const CommonOptions& o, std::istream& in, config::Purpose purpose,
+                                        Output& output, const std::string& command) {
+  sys::RootFs root(o.root);
+  config::LoadInputs inputs;
+  inputs.root = &root;
+  inputs.config_path = o.config_path;
+  inputs.stdin_stream = &in;
+  inputs.environment = config::bootstrap_environment();
+  inputs.flags = o.flags;
+  inputs.flag_origins = o.flag_origins;
+  auto loaded = config::load(inputs);
+  if (loaded.ok()) config::validate(loaded, purpose);
+  if (loaded.ok()) return loaded;
+
+  if (output.json()) {
+    nlohmann::json problems = nlohmann::json::array();
+    for (const auto& p : loaded.problems)
+      problems.push_back({{"key", p.key}, {"origin", p.origin}, {"message", p.message}});
+    output.document({{"command", command},
+                     {"result", "invalid-config"},
+                     {"exit_code", static_cast<int>(ExitCode::kConfig)},
+                     {"problems", problems}});
+  }
+  for (const auto& p : loaded.problems) std::cerr << scrub("config error: " + p.to_string()) << '\n';
+  std::cerr << loaded.problems.size() << " problem(s) in the configuration; nothing was changed\n";
+  throw Error(ExitCode::kConfig, "invalid configuration");
+}
+
+std::string action_line(const plan::Action& a) {
+  std::string s = fmt::format("{:<6} {}", a.kind, a.target);
+  if (!a.detail.empty()) s += "  (" + a.detail + ")";
+  return s;
+}
+
+// What a dry run says about one step: would it run, or is it already done?
+std::string dry_run_status(plan::Step& step, const plan::StepContext& ctx, const plan::StateStore& state) {
+  if (state.completed(step.id())) return "done-earlier";
+  try {
+    if (step.check(ctx)) return "already-satisfied";
+  } catch (const std::exception& e) {
+    spdlog::debug("{}: check failed during dry run: {}", step.id(), e.what());
+  }
+  return "would-run";
+}
+
+ExitCode print_plan(plan::Plan& plan, const config::LoadedConfig& loaded, Machine& machine,
+                    const CommonOptions& o, Output& output) {
+  std::atomic<bool> never{false};
+  plan::StateStore state(machine.fs, loaded.config.state_dir, config::fingerprint(loaded.config));
+  if (auto warning = state.load()) spdlog::info("{}", *warning);
+  plan::Facts facts;
+  for (plan::Step* s : plan.order())
+    if (auto done = state.completed(s->id())) facts.merge(*done);
+  const plan::StepContext ctx{loaded.config, machine, facts, never};
+
+  nlohmann::json steps = nlohmann::json::array();
+  bool all_implemented = true;
+  for (plan::Step* s : plan.order()) {
+    const auto d = s->describe(ctx);
+    all_implemented = all_implemented && d.implemented;
+    nlohmann::json actions = nlohmann::json::array();
+    for (const auto& a : d.actions) actions.push_back({{"kind", a.kind}, {"target", a.target}, {"detail", a.detail}});
+    const auto dep_ids = s->depends_on();
+    std::vector<std::string> deps(dep_ids.begin(), dep_ids.end());
+    steps.push_back({{"id", s->id()},
+                     {"depends_on", deps},
+                     {"summary", d.summary},
+                     {"implemented", d.implemented},
+                     {"status", dry_run_status(*s, ctx, state)},
+                     {"actions", actions}});
+  }
+
+  if (output.json()) {
+    output.document({{"command", "plan"},
+                     {"dry_run", true},
+                     {"version", kVersion},
+                     {"root", machine.fs.root().string()},
+                     {"config", config::to_json(loaded.config)},
+                     {"origins", loaded.origins},
+                     {"complete", all_implemented},
+                     {"steps", steps}});
+    return ExitCode::kOk;
+  }
+  output.line(fmt::format("kasm-bootstrap {} plan (dry run: nothing is changed)", kVersion));
+  output.line("root: " + machine.fs.root().string());
+  output.line("configuration:");
+  const auto cfg = config::to_json(loaded.config);
+  for (const auto& spec : config::keys()) {
+    const std::string key(spec.name);
+    const auto& origin = loaded.origins.at(key);
+    if (origin == "default" && !o.verbose) continue;
+    output.line(fmt::format("  {:<24} = {}  [{}]", key, cfg[key].dump(), origin));
+  }
+  output.line("steps:");
+  int n = 0;
+  for (const auto& s : steps) {
+    std::string deps;
+    for (const auto& d : s["depends_on"]) deps += (deps.empty() ? "" : ", ") + d.get<std::string>();
+    output.line(fmt::format("{:>2}. {:<22} [{}]{}", ++n, s["id"].get<std::string>(), s["status"].get<std::string>(),
+                            deps.empty() ? "" : "  after " + deps));
+    output.line("      " + s["summary"].get<std::string>());
+    for (const auto& a : s["actions"])
+      output.line("        " + action_line({a["kind"], a["target"], a["detail"]}));
+  }
+  if (!all_implemented)
+    output.line("note: steps marked NOT IMPLEMENTED are placeholders in this build; a real run stops at the first one");
+  return ExitCode::kOk;
+}
+
+void print_report(const plan::RunReport& report, Output& output) {
+  if (output.json()) {
+    auto doc = plan::to_json(report);
+    doc["command"] = "run";
+    output.document(doc);
+    return;
+  }
+  for (const auto& s : report.steps)
+    output.line(fmt::format("  {:<22} {:<10} {:>8.0f} ms  {}", s.id, plan::outcome_name(s.outcome), s.duration_ms,
+                            s.message));
+  if (report.success())
+    output.line(fmt::format("kasm-bootstrap: success in {:.1f} s", report.duration_ms / 1000));
+  else
+    output.line(fmt::format("kasm-bootstrap: FAILED at step {} ({}): {}", report.failed_step,
+                            exit_code_name(report.exit_code), report.failure_message));
+}
+
+struct Runtime {
+  sys::ProcessRunner processes;
+  net::HttpClient http;
+};
+
+// Shared by detect-address, swap and health: one step, described or applied.
+ExitCode run_single_step(plan::Step& step, const config::LoadedConfig& loaded, Machine& machine, bool dry_run,
+                         const std::string& command, Output& output) {
+  plan::Facts facts;
+  std::atomic<bool> never{false};
+  install_stop_handlers();
+  const plan::StepContext ctx{loaded.config, machine, facts, dry_run ? never : g_interrupted};
+  if (dry_run) {
+    const auto d = step.describe(ctx);
+    if (output.json()) {
+      nlohmann::json actions = nlohmann::json::array();
+      for (const auto& a : d.actions) actions.push_back({{"kind", a.kind}, {"target", a.target}, {"detail", a.detail}});
+      output.document({{"command", command}, {"dry_run", true}, {"summary", d.summary},
+                       {"implemented", d.implemented}, {"actions", actions}});
+    } else {
+      output.line(d.summary);
+      for (const auto& a : d.actions) output.line("  " + action_line(a));
+    }
+    return ExitCode::kOk;
+  }
+  plan::Outputs outputs;
+  bool already = false;
+  if (auto existing = step.check(ctx)) {
+    outputs = *existing;
+    already = true;
+  } else {
+    outputs = step.apply(ctx);
+  }
+  if (output.json()) {
+    output.document({{"command", command}, {"result", "success"}, {"already_in_place", already}, {"outputs", outputs}});
+  } else {
+    if (already) output.line(std::string(step.id()) + ": already in place");
+    for (const auto& [k, v] : outputs) output.line(k + ": " + v);
+  }
+  return ExitCode::kOk;
+}
+
+} // namespace
+
+void report_fatal(Output& output, const std::string& command, ExitCode code, const std::string& message) {
+  if (code == ExitCode::kConfig && message == "invalid configuration") return; // already itemised
+  if (output.json())
+    output.document({{"command", command},
+                     {"result", "error"},
+                     {"exit_code", static_cast<int>(code)},
+                     {"exit_class", exit_code_name(code)},
+                     {"error", message}});
+  std::cerr << scrub("kasm-bootstrap " + command + ": error (" + std::string(exit_code_name(code)) + "): " + message)
+            << '\n';
+}
+
+ExitCode command_run(const CommonOptions& o, std::istream& in, Output& output) {
+  auto loaded = load_configuration(o, in, config::Purpose::kRun, output, o.dry_run ? "plan" : "run");
+  Runtime runtime;
+  Machine machine{sys::RootFs(o.root), runtime.processes, runtime.http};
+  auto plan = steps::build_bootstrap_plan();
+  if (o.dry_run) return print_plan(plan, loaded, machine, o, output);
+
+  install_stop_handlers();
+  const auto& config = loaded.config;
+  machine.fs.create_directories(config.state_dir, 0700);
+  log::add_file(machine.fs.host_path(config.state_dir) / "kasm-bootstrap.log");
+  spdlog::info("kasm-bootstrap {} run, root {}", kVersion, machine.fs.root().string());
+
+  plan::StateStore state(machine.fs, config.state_dir, config::fingerprint(config));
+  if (auto warning = state.load()) spdlog::warn("{}", *warning);
+  if (o.force) state.forget_all();
+
+  plan::Executor executor(config, machine, state, g_interrupted);
+  plan::LogObserver log_observer;
+  plan::StatusFileObserver status_observer(machine.fs, config.state_dir);
+  executor.add_observer(log_observer);
+  executor.add_observer(status_observer);
+  const auto report = executor.run(plan, plan::ExecutorOptions{o.force, 4});
+  print_report(report, output);
+  return report.exit_code;
+}
+
+ExitCode command_detect_address(const CommonOptions& o, std::istream& in, Output& output) {
+  auto loaded = load_configuration(o, in, config::Purpose::kDetectAddress, output, "detect-address");
+  Runtime runtime;
+  Machine machine{sys::RootFs(o.root), runtime.processes, runtime.http};
+  auto step = steps::make_detect_address();
+  return run_single_step(*step, loaded, machine, false, "detect-address", output);
+}
+
+ExitCode command_swap(const CommonOptions& o, std::istream& in, Output& output) {
+  auto loaded = load_configuration(o, in, config::Purpose::kSwap, output, "swap");
+  Runtime runtime;
+  Machine machine{sys::RootFs(o.root), runtime.processes, runtime.http};
+  auto step = steps::make_ensure_swap();
+  return run_single_step(*step, loaded, machine, o.dry_run, "swap", output);
+}
+
+ExitCode command_health(const CommonOptions& o, std::istream& in, Output& output) {
+  auto loaded = load_configuration(o, in, config::Purpose::kHealth, output, "health");
+  Runtime runtime;
+  Machine machine{sys::RootFs(o.root), runtime.processes, runtime.http};
+  auto step = steps::make_verify_health();
+  return run_single_step(*step, loaded, machine, false, "health", output);
+}
+
+} // namespace kb::cli

@@ -1,0 +1,15 @@
+#include "kasm_bootstrap/cli/output.hpp"
+
+#include "kasm_bootstrap/util/redactor.hpp"
+
+namespace kb::cli {
+
+void Output::line(std::string_view text) {
+  if (format_ == Format::kText) out_ << scrub(text) << '\n' << std::flush;
+}
+
+void Output::document(const nlohmann::json& doc) {
+  if (format_ == Format::kJson) out_ << scrub(doc.dump(2)) << '\n' << std::flush;
+}
+
+} // namespace kb::cli

@@ -1,0 +1,17 @@
+#include "kasm_bootstrap/config/serialize.hpp"
+
+#include "kasm_bootstrap/config/keys.hpp"
+#include "kasm_bootstrap/util/sha256.hpp"
+
+namespace kb::config {
+
+nlohmann::json to_json(const Config& config) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& spec : keys())
+    std::visit([&](auto member) { out[std::string(spec.name)] = config.*member; }, spec.field);
+  return out;
+}
+
+std::string fingerprint(const Config& config) { return util::sha256_hex(to_json(config).dump()); }
+
+} // namespace kb::config

@@ -1,0 +1,191 @@
+#include "kasm_bootstrap/config/validate.hpp"
+
+#include "kasm_bootstrap/config/keys.hpp"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <memory>
+
+namespace kb::config {
+namespace {
+
+struct UrlDeleter {
+  void operator()(CURLU* u) const { curl_url_cleanup(u); }
+};
+struct CurlStringDeleter {
+  void operator()(char* s) const { curl_free(s); }
+};
+
+// Scheme of a URL parsed by libcurl, or empty when it does not parse.
+std::string url_scheme(const std::string& url) {
+  std::unique_ptr<CURLU, UrlDeleter> u(curl_url());
+  if (!u || curl_url_set(u.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK) return {};
+  char* raw = nullptr;
+  if (curl_url_get(u.get(), CURLUPART_SCHEME, &raw, 0) != CURLUE_OK) return {};
+  std::unique_ptr<char, CurlStringDeleter> scheme(raw);
+  return scheme.get();
+}
+
+bool is_host_name(std::string_view host) {
+  if (host.empty() || host.size() > 253) return false;
+  return std::all_of(host.begin(), host.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '.' || c == '-' || c == '_' || c == ':' || c == '[' || c == ']';
+  });
+}
+
+bool is_ip_address(const std::string& text) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, text.c_str(), buf) == 1 || inet_pton(AF_INET6, text.c_str(), buf) == 1;
+}
+
+struct Checker {
+  LoadedConfig& loaded;
+  void problem(std::string_view key, std::string message) {
+    loaded.problems.push_back({std::string(key), loaded.origins[std::string(key)], std::move(message)});
+  }
+  void require(std::string_view key, bool present, std::string_view what) {
+    if (present) return;
+    const auto* spec = find_key(key);
+    std::string how = spec->secret() ? "the config file, stdin, or " + spec->env_var()
+                                     : "the config file, " + spec->env_var() + " or " + spec->flag();
+    problem(key, "required " + std::string(what) + " is missing; set it in " + how);
+  }
+};
+
+} // namespace
+
+std::optional<std::uint64_t> parse_size(std::string_view text) {
+  std::string s(text);
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::toupper(c); });
+  if (s.size() > 2 && s.compare(s.size() - 2, 2, "IB") == 0) s.resize(s.size() - 2);
+  if (s.size() > 1 && s.back() == 'B') s.pop_back();
+  std::uint64_t multiplier = 1;
+  if (!s.empty() && !std::isdigit(static_cast<unsigned char>(s.back()))) {
+    switch (s.back()) {
+    case 'K': multiplier = 1ull << 10; break;
+    case 'M': multiplier = 1ull << 20; break;
+    case 'G': multiplier = 1ull << 30; break;
+    case 'T': multiplier = 1ull << 40; break;
+    default: return std::nullopt;
+    }
+    s.pop_back();
+  }
+  if (s.empty() || s.size() > 15 || !std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); }))
+    return std::nullopt;
+  return std::stoull(s) * multiplier;
+}
+
+bool is_address_source(std::string_view source) {
+  static constexpr std::array kSources = {"auto", "aws-imds", "aws-imds-public", "gcp", "azure", "oci",
+                                          "digitalocean", "route", "first-global"};
+  if (source.rfind("interface:", 0) == 0) return source.size() > 10;
+  return std::find(kSources.begin(), kSources.end(), source) != kSources.end();
+}
+
+bool is_sha256_hex(std::string_view text) {
+  return text.size() == 64 && std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isxdigit(c); });
+}
+
+void validate(LoadedConfig& loaded, Purpose purpose) {
+  Checker check{loaded};
+  const Config& c = loaded.config;
+  const bool registering = purpose == Purpose::kRun;
+
+  if (registering) {
+    check.require("server_id", !c.server_id.empty(), "Kasm server id");
+    check.require("manager_token", !c.manager_token.empty(), "manager token");
+    check.require("release_url", !c.release_url.empty(), "release URL");
+    check.require("release_sha256", !c.release_sha256.empty(), "release checksum");
+  }
+  if (registering || purpose == Purpose::kHealth)
+    check.require("manager_address", !c.manager_address.empty(), "manager address");
+
+  if (c.manager_address == "$request_host$") {
+    check.problem("manager_address",
+                  "is '$request_host$', the Zone's default Upstream Auth Address, which an agent cannot reach: "
+                  "set the Zone's Upstream Auth Address (Infrastructure > Zones) to the manager's DNS name or IP");
+  } else if (!c.manager_address.empty()) {
+    if (c.manager_address.find("://") != std::string::npos)
+      check.problem("manager_address", "give a host name or IP, not a URL: '" + c.manager_address + "'");
+    else if (!is_host_name(c.manager_address))
+      check.problem("manager_address", "'" + c.manager_address + "' is not a host name or IP address");
+  }
+
+  if (!c.server_id.empty() && !std::all_of(c.server_id.begin(), c.server_id.end(), [](unsigned char ch) {
+        return std::isalnum(ch) || ch == '-' || ch == '_';
+      }))
+    check.problem("server_id", "'" + c.server_id + "' is not a server id (letters, digits and '-' only)");
+
+  if (!c.agent_address.empty()) {
+    if (!is_ip_address(c.agent_address))
+      check.problem("agent_address", "'" + c.agent_address + "' is not an IPv4 or IPv6 address");
+    else if (c.agent_address == "0.0.0.0" || c.agent_address == "::")
+      check.problem("agent_address", "the unspecified address cannot be an agent address");
+  }
+  if (!c.external_fqdn.empty() && !is_host_name(c.external_fqdn))
+    check.problem("external_fqdn", "'" + c.external_fqdn + "' is not a host name");
+
+  if (c.address_sources.empty()) check.problem("address_sources", "needs at least one source, e.g. [\"auto\"]");
+  for (const auto& source : c.address_sources)
+    if (!is_address_source(source))
+      check.problem("address_sources",
+                    "unknown source '" + source +
+                        "'; known: auto, aws-imds, aws-imds-public, gcp, azure, oci, digitalocean, route, "
+                        "interface:NAME, first-global");
+
+  if (const auto scheme = url_scheme(c.imds_endpoint); scheme != "http" && scheme != "https")
+    check.problem("imds_endpoint", "'" + c.imds_endpoint + "' is not an http(s) URL");
+
+  if (!c.release_url.empty()) {
+    const auto scheme = url_scheme(c.release_url);
+    if (scheme.empty())
+      check.problem("release_url", "'" + c.release_url + "' is not a URL");
+    else if (scheme == "http" && !c.allow_insecure_http)
+      check.problem("release_url", "plain http is refused (the release would be fetched unprotected); use https, "
+                                   "or set allow_insecure_http to true");
+    else if (scheme != "https" && scheme != "http")
+      check.problem("release_url", "scheme '" + scheme + "' is not supported; use https");
+  }
+  if (!c.release_sha256.empty() && !is_sha256_hex(c.release_sha256))
+    check.problem("release_sha256", "expected 64 hexadecimal characters, got " +
+                                        std::to_string(c.release_sha256.size()) + " characters");
+
+  if (c.swap_size != "auto" && c.swap_size != "off" && !parse_size(c.swap_size))
+    check.problem("swap_size", "'" + c.swap_size + "' is not auto, off, 0, or a size like 512M or 8G");
+  if (c.swap_file.empty() || c.swap_file.front() != '/')
+    check.problem("swap_file", "must be an absolute path, got '" + c.swap_file + "'");
+
+  for (const auto* key : {"cache_dir", "state_dir", "docker_socket"}) {
+    const auto* spec = find_key(key);
+    const auto& value = c.*std::get<std::string Config::*>(spec->field);
+    if (value.empty() || value.front() != '/') check.problem(key, "must be an absolute path, got '" + value + "'");
+  }
+  for (const auto* key : {"console", "metrics_file", "ca_bundle", "manager_ca"}) {
+    const auto* spec = find_key(key);
+    const auto& value = c.*std::get<std::string Config::*>(spec->field);
+    if (!value.empty() && value.front() != '/') check.problem(key, "must be an absolute path, got '" + value + "'");
+  }
+
+  for (const auto& spec : keys()) {
+    if (spec.type() != KeyType::kInteger) continue;
+    const auto value = c.*std::get<std::int64_t Config::*>(spec.field);
+    if (value <= 0 || value > 7 * 24 * 3600)
+      check.problem(spec.name, "must be between 1 and 604800 seconds, got " + std::to_string(value));
+  }
+
+  const bool has_cert = !c.nginx_cert.empty();
+  const bool has_key = !c.nginx_key.empty();
+  if (has_cert != has_key)
+    check.problem(has_cert ? "nginx_key" : "nginx_cert",
+                  "nginx_cert and nginx_key come as a pair; the other one is set but this one is blank");
+  if (has_cert && c.nginx_cert.find("-----BEGIN CERTIFICATE-----") == std::string::npos)
+    check.problem("nginx_cert", "does not contain a PEM certificate (-----BEGIN CERTIFICATE-----)");
+  if (has_key && c.nginx_key.reveal().find("PRIVATE KEY-----") == std::string::npos)
+    check.problem("nginx_key", "does not contain a PEM private key");
+}
+
+} // namespace kb::config

@@ -1,0 +1,101 @@
+#include "kasm_bootstrap/plan/observers.hpp"
+
+#include "kasm_bootstrap/util/redactor.hpp"
+#include "kasm_bootstrap/version.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <ctime>
+#include <unistd.h>
+
+namespace kb::plan {
+
+std::string utc_timestamp(std::chrono::system_clock::time_point when) {
+  const std::time_t t = std::chrono::system_clock::to_time_t(when);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+void LogObserver::on_step_started(const Step& step) { spdlog::info("{}: started", step.id()); }
+
+void LogObserver::on_step_finished(const StepRecord& r) {
+  switch (r.outcome) {
+  case Outcome::kFailed:
+    spdlog::error("{}: FAILED after {:.0f} ms ({}): {}", r.id, r.duration_ms, exit_code_name(r.failure_code), r.message);
+    break;
+  case Outcome::kWarning:
+    spdlog::warn("{}: failed after {:.0f} ms, continuing (not required): {}", r.id, r.duration_ms, r.message);
+    break;
+  default:
+    spdlog::info("{}: {} in {:.0f} ms{}{}", r.id, outcome_name(r.outcome), r.duration_ms, r.message.empty() ? "" : ": ",
+                 r.message);
+  }
+}
+
+void LogObserver::on_run_finished(const RunReport& report) {
+  if (report.success()) spdlog::info("run finished successfully in {:.0f} ms", report.duration_ms);
+  else
+    spdlog::error("run failed at step {} ({}) after {:.0f} ms", report.failed_step.empty() ? "-" : report.failed_step,
+                  exit_code_name(report.exit_code), report.duration_ms);
+}
+
+StatusFileObserver::StatusFileObserver(const sys::RootFs& fs, std::filesystem::path state_dir)
+    : fs_(fs), state_dir_(std::move(state_dir)) {}
+
+void StatusFileObserver::on_run_started(const Plan& plan) {
+  std::lock_guard lock(mutex_);
+  doc_ = {{"version", kVersion}, {"result", "running"}, {"started_at", utc_timestamp()}, {"pid", ::getpid()}};
+  doc_["steps"] = nlohmann::json::array();
+  for (const Step* s : plan.order()) doc_["steps"].push_back({{"id", s->id()}, {"outcome", "pending"}});
+  write_locked();
+}
+
+void StatusFileObserver::on_step_started(const Step& step) {
+  std::lock_guard lock(mutex_);
+  for (auto& s : doc_["steps"])
+    if (s["id"] == step.id()) {
+      s["outcome"] = "running";
+      s["started_at"] = utc_timestamp();
+    }
+  write_locked();
+}
+
+void StatusFileObserver::on_step_finished(const StepRecord& record) {
+  std::lock_guard lock(mutex_);
+  for (auto& s : doc_["steps"])
+    if (s["id"] == record.id) {
+      const auto started = s.value("started_at", std::string());
+      s = to_json(record);
+      if (!started.empty()) s["started_at"] = started;
+      s["finished_at"] = utc_timestamp();
+    }
+  write_locked();
+}
+
+void StatusFileObserver::on_run_finished(const RunReport& report) {
+  std::lock_guard lock(mutex_);
+  auto steps = doc_["steps"];
+  const auto summary = to_json(report);
+  for (const auto& [k, v] : summary.items())
+    if (k != "steps") doc_[k] = v;
+  // Keep per-step timestamps; take the final outcome of steps that never started.
+  for (std::size_t i = 0; i < steps.size() && i < summary["steps"].size(); ++i)
+    if (steps[i]["outcome"] == "pending") steps[i] = summary["steps"][i];
+  doc_["steps"] = steps;
+  doc_["finished_at"] = utc_timestamp();
+  write_locked();
+}
+
+void StatusFileObserver::write_locked() {
+  try {
+    fs_.create_directories(state_dir_, 0700);
+    fs_.write_file_atomic(path(), scrub(doc_.dump(2)) + "\n", 0644);
+  } catch (const std::exception& e) {
+    spdlog::warn("cannot write status file {}: {}", path().string(), e.what());
+  }
+}
+
+} // namespace kb::plan

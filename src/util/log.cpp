@@ -1,0 +1,90 @@
+#include "kasm_bootstrap/util/log.hpp"
+
+#include "kasm_bootstrap/util/redactor.hpp"
+
+#include <spdlog/sinks/ansicolor_sink.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/dist_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <memory>
+#include <mutex>
+
+namespace kb::log {
+namespace {
+
+// Masks registered secrets in the formatted payload before any real sink sees it.
+class RedactingSink final : public spdlog::sinks::sink {
+public:
+  void log(const spdlog::details::log_msg& msg) override {
+    const std::string clean = scrub(std::string_view(msg.payload.data(), msg.payload.size()));
+    spdlog::details::log_msg copy = msg;
+    copy.payload = spdlog::string_view_t(clean.data(), clean.size());
+    std::lock_guard lock(mutex_);
+    for (auto& s : sinks_)
+      if (s->should_log(copy.level)) s->log(copy);
+  }
+  void flush() override {
+    std::lock_guard lock(mutex_);
+    for (auto& s : sinks_) s->flush();
+  }
+  void set_pattern(const std::string& pattern) override {
+    std::lock_guard lock(mutex_);
+    for (auto& s : sinks_) s->set_pattern(pattern);
+  }
+  void set_formatter(std::unique_ptr<spdlog::formatter> formatter) override {
+    std::lock_guard lock(mutex_);
+    for (auto& s : sinks_) s->set_formatter(formatter->clone());
+  }
+  void add(spdlog::sink_ptr s) {
+    std::lock_guard lock(mutex_);
+    sinks_.push_back(std::move(s));
+  }
+  void keep_first(std::size_t n) {
+    std::lock_guard lock(mutex_);
+    if (sinks_.size() > n) sinks_.resize(n);
+  }
+
+private:
+  std::mutex mutex_;
+  std::vector<spdlog::sink_ptr> sinks_;
+};
+
+std::shared_ptr<RedactingSink>& root_sink() {
+  static std::shared_ptr<RedactingSink> sink;
+  return sink;
+}
+
+} // namespace
+
+void init(Verbosity verbosity) {
+  auto sink = std::make_shared<RedactingSink>();
+  auto console = std::make_shared<spdlog::sinks::ansicolor_stderr_sink_mt>(spdlog::color_mode::automatic);
+  console->set_pattern("%^%L%$ %H:%M:%S.%e %v");
+  switch (verbosity) {
+  case Verbosity::kQuiet: console->set_level(spdlog::level::warn); break;
+  case Verbosity::kNormal: console->set_level(spdlog::level::info); break;
+  case Verbosity::kVerbose: console->set_level(spdlog::level::debug); break;
+  }
+  sink->add(console);
+  root_sink() = sink;
+  auto logger = std::make_shared<spdlog::logger>("kasm-bootstrap", sink);
+  logger->set_level(spdlog::level::debug);
+  logger->flush_on(spdlog::level::info);
+  spdlog::set_default_logger(logger);
+}
+
+void add_file(const std::filesystem::path& file) {
+  if (!root_sink()) init(Verbosity::kNormal);
+  std::filesystem::create_directories(file.parent_path());
+  auto fs = std::make_shared<spdlog::sinks::basic_file_sink_mt>(file.string(), /*truncate=*/false);
+  fs->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %l [%t] %v");
+  fs->set_level(spdlog::level::debug);
+  root_sink()->add(fs);
+}
+
+void reset() {
+  if (root_sink()) root_sink()->keep_first(1);
+}
+
+} // namespace kb::log
