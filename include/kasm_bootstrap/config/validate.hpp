@@ -13,7 +13,7 @@ namespace kb::config {
 
 enum class Purpose { kRun, kDetectAddress, kSwap, kHealth };
 
-// Appends one Problem per issue to `loaded.problems`.
+// Appends one Problem per issue to `loaded.problems`, skipping keys that already have one.
 void validate(LoadedConfig& loaded, Purpose purpose);
 
 // Shared parsers, also used by the steps that consume these values.

@@ -1,0 +1,130 @@
+// The side-effect boundary itself: files under a root, atomic writes, child processes.
+
+#include "kasm_bootstrap/error.hpp"
+#include "kasm_bootstrap/system/process.hpp"
+#include "kasm_bootstrap/system/root_fs.hpp"
+#include "kasm_bootstrap/util/redactor.hpp"
+#include "kasm_bootstrap/util/secret.hpp"
+#include "test_support.hpp"
+
+#include <sys/stat.h>
+
+#include <atomic>
+#include <filesystem>
+#include <thread>
+
+using namespace kb;
+using kb::test::TempDir;
+namespace fs = std::filesystem;
+
+TEST_CASE("machine paths map under the root and cannot escape it", "[system][rootfs]") {
+  TempDir root;
+  sys::RootFs fs(root.path());
+  CHECK(fs.host_path("/etc/fstab") == root.path() / "etc/fstab");
+  CHECK_THROWS_AS(fs.host_path("etc/fstab"), kb::Error);
+  CHECK_THROWS_AS(fs.host_path("/etc/../../outside"), kb::Error);
+  CHECK(sys::RootFs("/").host_path("/etc/fstab") == "/etc/fstab");
+  CHECK(sys::RootFs(root.path().string() + "/").root() == root.path());
+}
+
+TEST_CASE("atomic writes leave either the old file or the new one, never a temporary", "[system][rootfs]") {
+  TempDir root;
+  sys::RootFs fs(root.path());
+  fs.create_directories("/etc/kasm", 0750);
+  struct stat st {};
+  REQUIRE(::stat((root.path() / "etc/kasm").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0750);
+
+  fs.write_file_atomic("/etc/kasm/a.conf", "old", 0600);
+  REQUIRE(::stat((root.path() / "etc/kasm/a.conf").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  {
+    sys::AtomicFile file(fs.host_path("/etc/kasm/a.conf"), 0644);
+    file.write("half of the new content");
+    // destroyed without commit(): as if an exception unwound the writer
+  }
+  CHECK(fs.read_file("/etc/kasm/a.conf") == "old");
+  CHECK(fs.list_directory("/etc/kasm") == std::vector<std::string>{"a.conf"});
+  fs.write_file_atomic("/etc/kasm/a.conf", "new", 0644);
+  CHECK(fs.read_file("/etc/kasm/a.conf") == "new");
+  CHECK_FALSE(fs.read_file("/etc/missing").has_value());
+  CHECK_THROWS(fs.read_file("/etc/kasm/a.conf", 2)); // over the size limit
+}
+
+TEST_CASE("child processes: output lines, exit status, stdin closed, deadline kills the group", "[system][process]") {
+  sys::ProcessRunner runner;
+  std::vector<std::string> lines;
+  sys::Command cmd;
+  cmd.argv = {"sh", "-c", "echo one; echo two >&2; printf three; exit 3"};
+  cmd.on_output_line = [&](std::string_view l) { lines.emplace_back(l); };
+  auto r = runner.run(cmd);
+  CHECK(r.exit_code == 3);
+  CHECK_FALSE(r.success());
+  CHECK(lines == std::vector<std::string>{"one", "two", "three"});
+  CHECK(r.describe_outcome() == "exit status 3");
+
+  SECTION("a prompt on stdin fails at once instead of hanging") {
+    sys::Command prompt;
+    prompt.argv = {"sh", "-c", "read answer || { echo no-input; exit 9; }"};
+    prompt.timeout = std::chrono::seconds(20);
+    const auto p = runner.run(prompt);
+    CHECK(p.exit_code == 9);
+    CHECK_FALSE(p.timed_out);
+  }
+  SECTION("the deadline stops the child and its own children") {
+    TempDir tmp;
+    const auto marker = tmp.path() / "grandchild-survived";
+    sys::Command hang;
+    hang.argv = {"sh", "-c", "(sleep 3; touch " + marker.string() + ") & sleep 60"};
+    hang.timeout = std::chrono::milliseconds(300);
+    hang.kill_grace = std::chrono::milliseconds(200);
+    const auto h = runner.run(hang);
+    CHECK(h.timed_out);
+    CHECK_FALSE(h.success());
+    std::this_thread::sleep_for(std::chrono::seconds(4));
+    CHECK_FALSE(fs::exists(marker));
+  }
+  SECTION("cancellation stops the child") {
+    std::atomic<bool> cancel{false};
+    std::thread t([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      cancel = true;
+    });
+    sys::Command longrun;
+    longrun.argv = {"sleep", "60"};
+    const auto c = runner.run(longrun, &cancel);
+    t.join();
+    CHECK(c.cancelled);
+  }
+  SECTION("a missing program is an exception naming it") {
+    sys::Command missing;
+    missing.argv = {"/nonexistent/program"};
+    CHECK_THROWS_WITH(runner.run(missing), Catch::Contains("/nonexistent/program"));
+  }
+}
+
+TEST_CASE("command lines and output tails are redacted", "[system][secrets]") {
+  const Secret token("tail-secret-0123456789");
+  CHECK(sys::describe_command({"install.sh", "-M", token.reveal(), "-p", "10.0.0.1"}) ==
+        "install.sh -M **** -p 10.0.0.1");
+  sys::ProcessRunner runner;
+  sys::Command cmd;
+  cmd.argv = {"sh", "-c", "echo using token tail-secret-0123456789"};
+  const auto r = runner.run(cmd);
+  REQUIRE(r.tail.size() == 1);
+  CHECK(r.tail.front() == "using token ****");
+}
+
+TEST_CASE("the redactor masks whole secrets, PEM lines and escaped PEM", "[secrets]") {
+  Redactor r;
+  r.add("-----BEGIN PRIVATE KEY-----\nAAAABBBBCCCCDDDDEEEEFFFF\nGGGGHHHHIIIIJJJJ\n-----END PRIVATE KEY-----\n");
+  r.add("short");
+  CHECK(r.scrub("line AAAABBBBCCCCDDDDEEEEFFFF end") == "line **** end");
+  CHECK(r.scrub("-----BEGIN PRIVATE KEY-----\\nAAAABBBBCCCCDDDDEEEEFFFF\\nGGGGHHHHIIIIJJJJ\\n-----END PRIVATE KEY-----") ==
+        "****");
+  CHECK(r.scrub("a short story") == "a **** story");
+  CHECK(r.scrub("-----BEGIN PRIVATE KEY-----") == "-----BEGIN PRIVATE KEY-----");
+  Redactor empty;
+  empty.add("   ");
+  CHECK(empty.scrub("   spaces   ") == "   spaces   ");
+}
