@@ -66,7 +66,8 @@ Executor::Executor(const config::Config& config, Machine& machine, StateStore& s
     : config_(config), machine_(machine), state_(state), cancelled_(cancelled) {}
 
 StepRecord Executor::run_one(Step& step, const ExecutorOptions& options) {
-  StepRecord record{std::string(step.id())};
+  StepRecord record;
+  record.id = std::string(step.id());
   const auto start = Clock::now();
   const StepContext context{config_, machine_, facts_, cancelled_};
   try {
@@ -119,7 +120,7 @@ RunReport Executor::run(Plan& plan, const ExecutorOptions& options) {
 
   for (auto& o : observers_) o->on_run_started(plan);
   for (Step* s : plan.order()) {
-    records[s->id()] = StepRecord{std::string(s->id())};
+    records[s->id()].id = std::string(s->id());
     waiting_on[s->id()] = s->depends_on().size();
     if (s->depends_on().empty()) ready.push_back(s);
   }
