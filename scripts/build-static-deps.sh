@@ -20,7 +20,8 @@
 # Environment: KB_STATIC_DEPS_DIR (default <repo>/build/static-deps), KB_JOBS (default 2).
 set -euo pipefail
 
-readonly repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+readonly repo
 readonly deps="${KB_STATIC_DEPS_DIR:-$repo/build/static-deps}"
 readonly prefix="$deps/prefix"
 readonly jobs="${KB_JOBS:-2}"
@@ -35,7 +36,8 @@ esac
 t_start=$(date +%s)
 log() { printf '[build-static-deps +%3ss] %s\n' "$(($(date +%s) - t_start))" "$*" >&2; }
 die() { printf 'build-static-deps: ERROR: %s\n' "$*" >&2; exit 1; }
-trap 'rc=$?; printf "build-static-deps: FAILED (exit %s) at line %s: %s\n" "$rc" "$LINENO" "$BASH_COMMAND" >&2' ERR
+on_err() { printf 'build-static-deps: FAILED (exit %s) at line %s: %s\n' "$1" "$2" "$3" >&2; }
+trap 'on_err $? $LINENO "$BASH_COMMAND"' ERR
 
 sudo_cmd=()
 if [[ $(id -u) -ne 0 ]]; then
@@ -85,6 +87,7 @@ have_sources() { [[ -n "$(apt-cache showsrc "$1" 2>/dev/null)" ]]; }
 ensure_deb_src() {
   if have_sources curl && have_sources systemd; then return 0; fi
   local codename
+  # shellcheck disable=SC1091
   codename="$(. /etc/os-release && echo "${VERSION_CODENAME:-}")"
   [[ -n "$codename" ]] || die "no VERSION_CODENAME in /etc/os-release: cannot add deb-src entries"
   local tmp_sources tmp_list f

@@ -9,6 +9,10 @@ namespace {
 
 // Short fragments would mask ordinary words; PEM body lines are 64 characters.
 constexpr std::size_t kMinLineLength = 16;
+// A whole secret shorter than this would turn "tok" in "manager_token" into "manager_****en"
+// everywhere; such values are not real tokens (validation rejects them) and Secret still
+// never serialises them.
+constexpr std::size_t kMinSecretLength = 4;
 
 std::string trim(std::string_view s) {
   const auto* ws = " \t\r\n";
@@ -23,7 +27,7 @@ std::string trim(std::string_view s) {
 void Redactor::add(std::string_view secret) {
   std::vector<std::string> found;
   const std::string whole = trim(secret);
-  if (whole.empty()) return;
+  if (whole.size() < kMinSecretLength) return;
   found.push_back(whole);
   if (whole.find('\n') != std::string::npos) {
     std::string escaped;

@@ -2,6 +2,7 @@
 // refused as flags, dry runs that change nothing, and a planted secret that must not
 // appear on any channel (stdout, stderr, log file, status and state files).
 
+#include "cert_fixtures.hpp"
 #include "test_support.hpp"
 
 #include <nlohmann/json.hpp>
@@ -10,6 +11,7 @@
 
 #include <filesystem>
 #include <map>
+#include <sstream>
 
 using kb::test::run_binary;
 using kb::test::TempDir;
@@ -18,20 +20,34 @@ namespace fs = std::filesystem;
 namespace {
 
 const std::string kToken = "PLANTED-token-7f3a9c1e5b2d4f6a8c0e";
-// A syntactically plausible key; its body lines are what a leak would show.
-const std::string kKeyBody1 = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDPlantedKeyLine1";
-const std::string kKeyBody2 = "PlantedKeyLine2xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
-const std::string kKey =
-    "-----BEGIN PRIVATE KEY-----\n" + kKeyBody1 + "\n" + kKeyBody2 + "\n-----END PRIVATE KEY-----\n";
-const std::string kCert = "-----BEGIN CERTIFICATE-----\nMIIBplaceholdercert\n-----END CERTIFICATE-----\n";
+// A real key pair made by openssl for each test that needs one; its body lines are what
+// a leak would show.
+struct PlantedPair {
+  std::string cert, key, body1, body2;
+};
+PlantedPair planted_pair(const TempDir& dir) {
+  kb::test::CertFactory certs(dir);
+  const auto pair = certs.self_signed("planted", "10.1.2.3", "IP:10.1.2.3");
+  PlantedPair p{pair.cert, pair.key, {}, {}};
+  std::istringstream lines(pair.key);
+  std::string line;
+  std::vector<std::string> body;
+  while (std::getline(lines, line))
+    if (line.rfind("-----", 0) != 0) body.push_back(line);
+  p.body1 = body.at(1);
+  p.body2 = body.at(body.size() - 2);
+  return p;
+}
 
 std::string config_json() {
   nlohmann::json j{{"server_id", "3f6c2a4e-9b1d-4c57-a8e2-6d0f1b7c9e21"},
-                   {"manager_address", "manager.example.internal"},
+                   {"manager_address", "127.0.0.1:9"},  // loopback discard port: nothing leaves this machine
                    {"manager_token", kToken},
                    {"provider", "aws"},
                    {"agent_address", "10.1.2.3"},
-                   {"release_url", "https://releases.example.internal/kasm_release.tar.gz"},
+                   {"release_url", "https://127.0.0.1:9/kasm_release.tar.gz"},
+                   {"swap_size", "off"},
+                   {"download_timeout_seconds", 5},
                    {"release_sha256", std::string(64, 'a')},
                    {"console", ""}};
   return j.dump();
@@ -51,16 +67,18 @@ std::map<std::string, std::string> snapshot(const fs::path& dir) {
   return out;
 }
 
-void require_no_secret(const std::string& channel, const std::string& text) {
+void require_no_secret(const std::string& channel, const std::string& text, const PlantedPair* pair = nullptr) {
   INFO("channel: " << channel);
   CHECK(text.find(kToken) == std::string::npos);
-  CHECK(text.find(kKeyBody1) == std::string::npos);
-  CHECK(text.find(kKeyBody2) == std::string::npos);
+  if (pair) {
+    CHECK(text.find(pair->body1) == std::string::npos);
+    CHECK(text.find(pair->body2) == std::string::npos);
+  }
 }
 
 } // namespace
 
-TEST_CASE("--version and --help work on every command", "[cli]") {
+TEST_CASE("version and help work on every command", "[cli]") {
   const auto v = run_binary({"--version"});
   CHECK(v.exit_code == 0);
   CHECK(v.out.find("kasm-bootstrap ") == 0);
@@ -132,15 +150,18 @@ TEST_CASE("plan and run --dry-run change nothing under the root", "[cli][dry-run
 
 TEST_CASE("a planted secret appears on no channel: stdout, stderr, log, status, state", "[cli][secrets]") {
   TempDir root;
+  const auto pair = planted_pair(root);
   const auto dir = root.path() / "userdata";
   root.write("userdata/server_id", "srv-1\n");
-  root.write("userdata/manager_address", "manager.example.internal\n");
-  root.write("userdata/release_url", "https://releases.example.internal/k.tgz\n");
+  root.write("userdata/manager_address", "127.0.0.1:9\n");
+  root.write("userdata/swap_size", "off\n");
+  root.write("userdata/download_timeout_seconds", "5\n");
+  root.write("userdata/release_url", "https://127.0.0.1:9/k.tgz\n");
   root.write("userdata/release_sha256", std::string(64, 'b') + "\n");
   root.write("userdata/agent_address", "10.1.2.3\n");
   root.write("userdata/console", "\n");
-  root.write("userdata/nginx_cert", kCert);
-  const auto key_file = root.write("secret/key.pem", kKey);
+  root.write("userdata/nginx_cert", pair.cert);
+  const auto key_file = root.write("secret/key.pem", pair.key);
   const std::map<std::string, std::string> env{{"KASM_BOOTSTRAP_MANAGER_TOKEN", kToken}};
 
   std::vector<kb::test::RunResult> results;
@@ -156,12 +177,12 @@ TEST_CASE("a planted secret appears on no channel: stdout, stderr, log, status, 
   // The key from stdin, too.
   results.push_back(run_binary({"plan", "-v", "--root", root.path().string(), "--config", dir.string(),
                                 "--nginx-key-file", "-"},
-                               env, kKey));
+                               env, pair.key));
   for (const auto& r : results) {
     INFO(r.out << r.err);
     CHECK(r.exit_code != 1); // no internal error
-    require_no_secret("stdout", r.out);
-    require_no_secret("stderr", r.err);
+    require_no_secret("stdout", r.out, &pair);
+    require_no_secret("stderr", r.err, &pair);
   }
   // The dry runs printed the masked values.
   CHECK(results[0].out.find("manager_token") != std::string::npos);
@@ -171,7 +192,7 @@ TEST_CASE("a planted secret appears on no channel: stdout, stderr, log, status, 
   REQUIRE(fs::exists(state_dir / "kasm-bootstrap.log"));
   REQUIRE(fs::exists(state_dir / "status.json"));
   for (const auto& e : fs::recursive_directory_iterator(state_dir))
-    if (e.is_regular_file()) require_no_secret(e.path().string(), kb::test::read_file(e.path()));
+    if (e.is_regular_file()) require_no_secret(e.path().string(), kb::test::read_file(e.path()), &pair);
 }
 
 TEST_CASE("a run reports the failing step in its exit code, output and status file", "[cli]") {

@@ -4,6 +4,7 @@
 #include "kasm_bootstrap/config/serialize.hpp"
 #include "kasm_bootstrap/config/validate.hpp"
 #include "kasm_bootstrap/system/root_fs.hpp"
+#include "cert_fixtures.hpp"
 #include "test_support.hpp"
 
 #include <sstream>
@@ -23,6 +24,12 @@ const char* kValidConfig = R"({
   "release_url": "https://releases.example.internal/kasm_release.tar.gz",
   "release_sha256": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 })";
+
+LoadInputs inputs_with_root(const kb::sys::RootFs& fs) {
+  LoadInputs in;
+  in.root = &fs;
+  return in;
+}
 
 LoadedConfig load_and_validate(LoadInputs inputs, Purpose purpose = Purpose::kRun) {
   auto loaded = kb::config::load(inputs);
@@ -78,7 +85,7 @@ TEST_CASE("layers merge key by key: flags > environment > --config > image defau
   CHECK(loaded.origins.at("swap_file") == "default");
 }
 
-TEST_CASE("--config - reads JSON from stdin and a directory gives one file per key", "[config]") {
+TEST_CASE("config from stdin (-) reads JSON and a directory gives one file per key", "[config]") {
   TempDir root;
   kb::sys::RootFs fs(root.path());
   SECTION("stdin") {
@@ -112,7 +119,7 @@ TEST_CASE("--config - reads JSON from stdin and a directory gives one file per k
 TEST_CASE("every required key missing is reported at once, naming the key and how to set it", "[config]") {
   TempDir root;
   kb::sys::RootFs fs(root.path());
-  const auto loaded = load_and_validate(LoadInputs{&fs});
+  const auto loaded = load_and_validate(inputs_with_root(fs));
   for (const char* key : {"server_id", "manager_address", "manager_token", "release_url", "release_sha256"})
     CHECK(contains(problem_for(loaded, key), "required"));
   // The secret's hint must not suggest a flag.
@@ -124,9 +131,9 @@ TEST_CASE("every required key missing is reported at once, naming the key and ho
 TEST_CASE("swap and detect-address need no registration keys", "[config]") {
   TempDir root;
   kb::sys::RootFs fs(root.path());
-  CHECK(load_and_validate(LoadInputs{&fs}, Purpose::kSwap).problems.empty());
-  CHECK(load_and_validate(LoadInputs{&fs}, Purpose::kDetectAddress).problems.empty());
-  CHECK_FALSE(load_and_validate(LoadInputs{&fs}, Purpose::kHealth).problems.empty());
+  CHECK(load_and_validate(inputs_with_root(fs), Purpose::kSwap).problems.empty());
+  CHECK(load_and_validate(inputs_with_root(fs), Purpose::kDetectAddress).problems.empty());
+  CHECK_FALSE(load_and_validate(inputs_with_root(fs), Purpose::kHealth).problems.empty());
 }
 
 TEST_CASE("input rules: unrendered templates, None, $request_host$, PEM escapes", "[config]") {
@@ -165,12 +172,17 @@ TEST_CASE("input rules: unrendered templates, None, $request_host$, PEM escapes"
     CHECK(contains(problem_for(with({{"MANAGER_ADDRESS", "https://m.example"}}), "manager_address"), "not a URL"));
   }
   SECTION("PEM with literal \\n becomes real lines; blank cert keeps the self-signed pair") {
-    const std::string cert = "-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----";
-    const std::string key = "-----BEGIN PRIVATE KEY-----\\nMIIE\\n-----END PRIVATE KEY-----";
-    const auto loaded = with({{"NGINX_CERT", cert}, {"NGINX_KEY", key}});
+    kb::test::CertFactory certs(root);
+    const auto pair = certs.self_signed("agent", "agent.example.com", "DNS:agent.example.com");
+    auto escape = [](std::string pem) {
+      std::string out;
+      for (char ch : pem) out += ch == '\n' ? std::string("\\n") : std::string(1, ch);
+      return out;
+    };
+    const auto loaded = with({{"NGINX_CERT", escape(pair.cert)}, {"NGINX_KEY", escape(pair.key)}});
     REQUIRE(loaded.problems.empty());
-    CHECK(loaded.config.nginx_cert == "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
-    CHECK(loaded.config.nginx_key.reveal() == "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n");
+    CHECK(loaded.config.nginx_cert == pair.cert);
+    CHECK(loaded.config.nginx_key.reveal() == pair.key);
     const auto blank = with({{"NGINX_CERT", " "}, {"NGINX_KEY", ""}});
     REQUIRE(blank.problems.empty());
     CHECK(blank.config.nginx_cert.empty());

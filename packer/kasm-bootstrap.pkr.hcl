@@ -1,0 +1,116 @@
+# Ubuntu 22.04 AMI for Kasm Workspaces autoscaled Docker Agents, with kasm-bootstrap.
+#
+# Works with Debian's packer 1.6.6 (amazon-ebs built in) and Packer 1.7+ (after
+# `packer init packer/plugins`; see plugins/plugins.pkr.hcl for why that block lives
+# there). Build: see README.md.
+
+locals {
+  timestamp = regex_replace(timestamp(), "[- TZ:]", "")
+  deb_file  = var.deb_file != "" ? var.deb_file : "${path.root}/../build/static/kasm-bootstrap.deb"
+
+  # /etc/kasm-bootstrap/config.json: what every agent made from this image shares. What
+  # Kasm renders into user-data (server id, token, manager, names, certificates) comes
+  # on top of it at boot, key by key.
+  image_defaults = {
+    release_url    = var.release_url
+    release_sha256 = lower(var.release_sha256)
+    cache_dir      = var.cache_dir
+    swap_size      = var.swap_size
+  }
+}
+
+source "amazon-ebs" "ubuntu_jammy" {
+  region                      = var.region
+  instance_type               = var.instance_type
+  subnet_id                   = var.subnet_id
+  associate_public_ip_address = var.associate_public_ip_address
+  ssh_username                = "ubuntu"
+
+  ami_name        = "${var.ami_name_prefix}-${local.timestamp}"
+  ami_description = "Ubuntu 22.04 with kasm-bootstrap for Kasm Workspaces Docker Agents"
+
+  source_ami_filter {
+    filters = {
+      name                = var.source_ami_name_filter
+      root-device-type    = "ebs"
+      virtualization-type = "hvm"
+      architecture        = "x86_64"
+    }
+    owners      = ["099720109477"] # Canonical
+    most_recent = true
+  }
+
+  launch_block_device_mappings {
+    device_name           = "/dev/sda1"
+    volume_size           = var.volume_size
+    volume_type           = "gp3"
+    iops                  = 3000 # gp3 baseline (packer 1.6.6 requires both set)
+    throughput            = 125
+    delete_on_termination = true
+  }
+
+  # IMDSv2: kasm-bootstrap speaks IMDSv2 only, so agents work with HttpTokens=required.
+  # Packer 1.7+ users may add, here, `metadata_options { http_tokens = "required" }` for
+  # the build instance and `imds_support = "v2.0"` (amazon plugin >= 1.2) to register
+  # the AMI IMDSv2-only; Debian's packer 1.6.6 rejects both, so they are not set.
+
+  tags = {
+    Name           = "${var.ami_name_prefix}-${local.timestamp}"
+    kasm-bootstrap = "true"
+    base-os        = "ubuntu-22.04"
+    baked          = var.baked ? "true" : "false"
+  }
+  run_tags = {
+    Name = "packer-kasm-bootstrap-build"
+  }
+}
+
+build {
+  sources = ["source.amazon-ebs.ubuntu_jammy"]
+
+  provisioner "file" {
+    source      = local.deb_file
+    destination = "/tmp/kasm-bootstrap.deb"
+  }
+
+  # Install the .deb, write the image defaults, enable the units, pre-fetch the release.
+  provisioner "shell" {
+    execute_command = "chmod +x {{ .Path }}; sudo -n -E env {{ .Vars }} bash {{ .Path }}"
+    script          = "${path.root}/scripts/provision.sh"
+    environment_vars = [
+      "KB_DEB=/tmp/kasm-bootstrap.deb",
+      "KB_IMAGE_DEFAULTS=${jsonencode(local.image_defaults)}",
+      "KB_RELEASE_URL=${var.release_url}",
+      "KB_RELEASE_SHA256=${lower(var.release_sha256)}",
+      "KB_CACHE_DIR=${var.cache_dir}",
+      "KB_PREFETCH=${var.prefetch_release}",
+    ]
+  }
+
+  # Pre-baked fast path (DESIGN.md §5): Docker, the release and its service images
+  # installed but not started, so a boot only does the per-instance parts.
+  # NOTE: `kasm-bootstrap prebake` does not exist yet; keep baked=false until it does.
+  provisioner "shell" {
+    execute_command = "chmod +x {{ .Path }}; sudo -n -E env {{ .Vars }} bash {{ .Path }}"
+    environment_vars = [
+      "KB_BAKED=${var.baked}",
+    ]
+    inline = [
+      "set -euo pipefail",
+      "if [ \"$KB_BAKED\" != true ]; then echo '==> baked=false: skipping kasm-bootstrap prebake'; exit 0; fi",
+      "echo '==> baked=true: kasm-bootstrap prebake'",
+      "kasm-bootstrap prebake --config /etc/kasm-bootstrap/config.json",
+    ]
+  }
+
+  # Last: make the image generic (no instance identity, no logs, no state).
+  provisioner "shell" {
+    execute_command = "chmod +x {{ .Path }}; sudo -n -E env {{ .Vars }} bash {{ .Path }}"
+    script          = "${path.root}/scripts/clean.sh"
+  }
+
+  post-processor "manifest" {
+    output     = "${path.root}/../build/packer-manifest.json"
+    strip_path = true
+  }
+}

@@ -1,0 +1,64 @@
+#!/bin/bash
+# Runs as root on the Packer build instance (Ubuntu 22.04). Installs kasm-bootstrap,
+# writes the image defaults, enables the units and pre-fetches the Kasm release.
+# Inputs (environment, set by kasm-bootstrap.pkr.hcl): KB_DEB, KB_IMAGE_DEFAULTS (JSON),
+# KB_RELEASE_URL, KB_RELEASE_SHA256, KB_CACHE_DIR, KB_PREFETCH (true|false).
+set -euo pipefail
+log() { printf '==> provision: %s\n' "$*"; }
+die() { printf '==> provision: ERROR: %s\n' "$*" >&2; exit 1; }
+on_err() { printf '==> provision: FAILED (exit %s) at line %s\n' "$1" "$2" >&2; }
+trap 'on_err $? $LINENO' ERR
+
+[ "$(id -u)" -eq 0 ] || die "must run as root (execute_command uses sudo)"
+[ -f "${KB_DEB:-}" ] || die "kasm-bootstrap .deb not found at '${KB_DEB:-}' (file provisioner failed?)"
+[[ "${KB_RELEASE_URL:-}" == https://* ]] || die "release_url must be an https:// URL, got '${KB_RELEASE_URL:-}'"
+[[ "${KB_RELEASE_SHA256:-}" =~ ^[0-9a-f]{64}$ ]] || die "release_sha256 must be 64 hex digits"
+
+# First boot of the build instance: cloud-init may still be running apt.
+log "waiting for cloud-init to finish"
+cloud-init status --wait >/dev/null 2>&1 || log "cloud-init status --wait returned non-zero (continuing)"
+
+export DEBIAN_FRONTEND=noninteractive
+apt_get() { apt-get -q -o DPkg::Lock::Timeout=600 "$@"; }
+
+log "installing $KB_DEB"
+apt_get install -y --no-install-recommends "$KB_DEB"
+kasm-bootstrap --version
+
+log "writing /etc/kasm-bootstrap/config.json (image defaults)"
+install -d -m 0755 /etc/kasm-bootstrap
+printf '%s\n' "$KB_IMAGE_DEFAULTS" >/etc/kasm-bootstrap/config.json.tmp
+python3 -m json.tool /etc/kasm-bootstrap/config.json.tmp >/dev/null ||
+  die "image defaults are not valid JSON: $KB_IMAGE_DEFAULTS"
+chmod 0644 /etc/kasm-bootstrap/config.json.tmp
+mv -f /etc/kasm-bootstrap/config.json.tmp /etc/kasm-bootstrap/config.json
+cat /etc/kasm-bootstrap/config.json
+
+log "enabling kasm-bootstrap.service and kasm-bootstrap-health.timer"
+# daemon-reload only where systemd runs (also lets this script run in a chroot).
+if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+systemctl enable kasm-bootstrap.service kasm-bootstrap-health.timer
+
+if [ "${KB_PREFETCH:-false}" = true ]; then
+  # The name kasm-bootstrap looks for (src/kasm/release_cache.cpp): named after the
+  # checksum, kasm-release-<first 16 hex digits of the SHA-256>.tar.gz. A verified file
+  # there is used at boot without any network.
+  name="kasm-release-${KB_RELEASE_SHA256:0:16}.tar.gz"
+  install -d -m 0755 "$KB_CACHE_DIR"
+  dest="$KB_CACHE_DIR/$name"
+  if [ -f "$dest" ] && printf '%s  %s\n' "$KB_RELEASE_SHA256" "$dest" | sha256sum -c --status -; then
+    log "release already cached and verified: $dest"
+  else
+    log "pre-fetching $KB_RELEASE_URL"
+    curl -fsSL --proto '=https' --retry 5 --retry-delay 5 --connect-timeout 20 \
+      -o "$dest.partial" "$KB_RELEASE_URL" || die "download of $KB_RELEASE_URL failed"
+    printf '%s  %s\n' "$KB_RELEASE_SHA256" "$dest.partial" | sha256sum -c --strict - ||
+      { rm -f "$dest.partial"; die "checksum mismatch for $KB_RELEASE_URL (expected $KB_RELEASE_SHA256)"; }
+    sync "$dest.partial"
+    mv -f "$dest.partial" "$dest"
+    log "cached $dest ($(du -h "$dest" | cut -f1))"
+  fi
+else
+  log "prefetch_release=false: agents download the release at boot"
+fi
+log "done"
