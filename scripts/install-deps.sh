@@ -19,6 +19,10 @@ build_pkgs=(
 # test certificates (openssl), swap header read-back (util-linux), a real Docker Engine.
 test_pkgs=(
   python3 iproute2 openssl util-linux procps
+  # swap tests: loop filesystems of each kind a swap file may land on, file(1) reads headers
+  e2fsprogs xfsprogs btrfs-progs file
+  # Docker tests: a real Docker Engine and the static busybox of the offline test image
+  docker.io busybox-static
 )
 
 pkgs=("${build_pkgs[@]}")

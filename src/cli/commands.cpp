@@ -3,8 +3,15 @@
 #include "kasm_bootstrap/config/keys.hpp"
 #include "kasm_bootstrap/config/serialize.hpp"
 #include "kasm_bootstrap/config/validate.hpp"
+#include "kasm_bootstrap/kasm/health.hpp"
+#include "kasm_bootstrap/net/address_chain.hpp"
 #include "kasm_bootstrap/plan/executor.hpp"
 #include "kasm_bootstrap/plan/observers.hpp"
+#include "kasm_bootstrap/report/console_observer.hpp"
+#include "kasm_bootstrap/report/journal_observer.hpp"
+#include "kasm_bootstrap/report/metrics.hpp"
+#include "kasm_bootstrap/report/sd_notify_observer.hpp"
+#include "kasm_bootstrap/steps/ensure_swap.hpp"
 #include "kasm_bootstrap/steps/steps.hpp"
 #include "kasm_bootstrap/util/log.hpp"
 #include "kasm_bootstrap/util/redactor.hpp"
@@ -15,6 +22,7 @@
 
 #include <csignal>
 #include <iostream>
+#include <optional>
 
 namespace kb::cli {
 namespace {
@@ -44,7 +52,7 @@ config::LoadedConfig load_configuration(const CommonOptions& o, std::istream& in
   inputs.flags = o.flags;
   inputs.flag_origins = o.flag_origins;
   auto loaded = config::load(inputs);
-  if (loaded.ok()) config::validate(loaded, purpose);
+  config::validate(loaded, purpose);
   if (loaded.ok()) return loaded;
 
   if (output.json()) {
@@ -237,6 +245,14 @@ ExitCode command_run(const CommonOptions& o, std::istream& in, Output& output) {
   plan::StatusFileObserver status_observer(machine.fs, config.state_dir);
   executor.add_observer(log_observer);
   executor.add_observer(status_observer);
+  report::SdNotifyObserver notify_observer;
+  report::JournalObserver journal_observer;
+  report::ConsoleObserver console_observer(machine.fs, config.console, config.server_id, status_observer.path());
+  std::optional<report::MetricsFileObserver> metrics_observer;
+  executor.add_observer(notify_observer);
+  executor.add_observer(journal_observer);
+  executor.add_observer(console_observer);
+  if (!config.metrics_file.empty()) executor.add_observer(metrics_observer.emplace(machine.fs, config.metrics_file));
   const auto report = executor.run(plan, plan::ExecutorOptions{o.force, 4});
   print_report(report, output);
   return report.exit_code;
@@ -246,24 +262,110 @@ ExitCode command_detect_address(const CommonOptions& o, std::istream& in, Output
   auto loaded = load_configuration(o, in, config::Purpose::kDetectAddress, output, "detect-address");
   Runtime runtime;
   Machine machine{sys::RootFs(o.root), runtime.processes, runtime.http};
-  auto step = steps::make_detect_address();
-  return run_single_step(*step, loaded, machine, false, "detect-address", output);
+  install_stop_handlers();
+  // The chain itself rather than the step: the command also reports what every earlier
+  // source said, which the step's outputs do not carry.
+  const auto found = net::detect_agent_address(loaded.config, machine, &g_interrupted);
+  if (output.json()) {
+    nlohmann::json attempts = nlohmann::json::array();
+    for (const auto& a : found.attempts)
+      attempts.push_back({{"source", a.source},
+                          {"result", a.succeeded ? "address" : "skipped"},
+                          {"detail", a.detail},
+                          {"duration_ms", a.took.count()}});
+    output.document({{"command", "detect-address"},
+                     {"result", "success"},
+                     {"address", found.address},
+                     {"source", found.source},
+                     {"cloud", net::cloud_name(found.cloud.cloud)},
+                     {"cloud_evidence", found.cloud.evidence},
+                     {"attempts", attempts}});
+  } else {
+    output.line(std::string(steps::out::kAgentAddress) + ": " + found.address);
+    output.line(std::string(steps::out::kAddressSource) + ": " + found.source);
+  }
+  return ExitCode::kOk;
 }
 
 ExitCode command_swap(const CommonOptions& o, std::istream& in, Output& output) {
   auto loaded = load_configuration(o, in, config::Purpose::kSwap, output, "swap");
   Runtime runtime;
   Machine machine{sys::RootFs(o.root), runtime.processes, runtime.http};
-  auto step = steps::make_ensure_swap();
-  return run_single_step(*step, loaded, machine, o.dry_run, "swap", output);
+  const auto options = steps::ensure_swap_options_from_environment();
+  auto step = steps::make_ensure_swap(options);
+  // The decision and the numbers behind it come first in every mode: an operator asking
+  // for swap wants to know why it is this size (or none), not only that it worked.
+  const auto decision = steps::decide_swap(loaded.config, machine.fs, options);
+  plan::Facts facts;
+  std::atomic<bool> never{false};
+  install_stop_handlers();
+  const plan::StepContext ctx{loaded.config, machine, facts, o.dry_run ? never : g_interrupted};
+  if (o.dry_run) {
+    const auto d = step->describe(ctx);
+    if (output.json()) {
+      nlohmann::json actions = nlohmann::json::array();
+      for (const auto& a : d.actions)
+        actions.push_back({{"kind", a.kind}, {"target", a.target}, {"detail", a.detail}});
+      output.document({{"command", "swap"},
+                       {"dry_run", true},
+                       {"summary", d.summary},
+                       {"decision", sys::swap::to_json(decision)},
+                       {"actions", actions}});
+    } else {
+      output.line(d.summary);
+      for (const auto& a : d.actions)
+        output.line("  " + action_line(a));
+      output.line("dry run: nothing was changed");
+    }
+    return ExitCode::kOk;
+  }
+  if (!output.json()) output.line(decision.summary());
+  plan::Outputs outputs;
+  bool already = false;
+  if (auto existing = step->check(ctx)) {
+    outputs = *existing;
+    already = true;
+  } else {
+    outputs = step->apply(ctx);
+  }
+  if (output.json()) {
+    output.document({{"command", "swap"},
+                     {"result", "success"},
+                     {"already_in_place", already},
+                     {"decision", sys::swap::to_json(decision)},
+                     {"outputs", outputs}});
+  } else {
+    if (already) output.line("ensure-swap: already in place");
+    for (const auto& [k, v] : outputs)
+      output.line(k + ": " + v);
+  }
+  return ExitCode::kOk;
 }
 
 ExitCode command_health(const CommonOptions& o, std::istream& in, Output& output) {
   auto loaded = load_configuration(o, in, config::Purpose::kHealth, output, "health");
   Runtime runtime;
   Machine machine{sys::RootFs(o.root), runtime.processes, runtime.http};
-  auto step = steps::make_verify_health();
-  return run_single_step(*step, loaded, machine, false, "health", output);
+  if (o.dry_run) {
+    auto step = steps::make_verify_health();
+    return run_single_step(*step, loaded, machine, true, "health", output);
+  }
+  // One pass, no waiting: `health` answers "is it healthy now?" (run's verify-health waits).
+  const auto report = kasm::run_health_checks(loaded.config, machine);
+  const auto code = report.healthy() ? ExitCode::kOk : ExitCode::kHealth;
+  if (output.json()) {
+    auto doc = kasm::to_json(report);
+    doc["command"] = "health";
+    doc["result"] = report.healthy() ? "healthy" : "unhealthy";
+    doc["exit_code"] = static_cast<int>(code);
+    output.document(doc);
+  } else {
+    for (const auto& c : report.checks)
+      output.line(fmt::format("  {:<12} {:<4} {:>8.1f} ms  {}", c.name, c.ok ? "ok" : "FAIL", c.latency_ms, c.detail));
+    output.line(report.healthy() ? "kasm-bootstrap health: healthy"
+                                 : "kasm-bootstrap health: UNHEALTHY (" + report.failures() + ")");
+  }
+  return code;
 }
 
 } // namespace kb::cli

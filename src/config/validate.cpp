@@ -1,9 +1,11 @@
 #include "kasm_bootstrap/config/validate.hpp"
 
 #include "kasm_bootstrap/config/keys.hpp"
+#include "kasm_bootstrap/kasm/certificates.hpp"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <array>
@@ -45,6 +47,9 @@ bool is_ip_address(const std::string& text) {
 struct Checker {
   LoadedConfig& loaded;
   void problem(std::string_view key, std::string message) {
+    // One message per key: a value the loader already rejected needs no second opinion.
+    for (const auto& p : loaded.problems)
+      if (p.key == key) return;
     loaded.problems.push_back({std::string(key), loaded.origins[std::string(key)], std::move(message)});
   }
   void require(std::string_view key, bool present, std::string_view what) {
@@ -98,6 +103,9 @@ void validate(LoadedConfig& loaded, Purpose purpose) {
   if (registering) {
     check.require("server_id", !c.server_id.empty(), "Kasm server id");
     check.require("manager_token", !c.manager_token.empty(), "manager token");
+    // The redactor cannot mask a 1-3 character value without mangling ordinary words.
+    if (!c.manager_token.empty() && c.manager_token.reveal().size() < 4)
+      check.problem("manager_token", "is shorter than 4 characters; that is not a Kasm manager token");
     check.require("release_url", !c.release_url.empty(), "release URL");
     check.require("release_sha256", !c.release_sha256.empty(), "release checksum");
   }
@@ -186,6 +194,21 @@ void validate(LoadedConfig& loaded, Purpose purpose) {
     check.problem("nginx_cert", "does not contain a PEM certificate (-----BEGIN CERTIFICATE-----)");
   if (has_key && c.nginx_key.reveal().find("PRIVATE KEY-----") == std::string::npos)
     check.problem("nginx_key", "does not contain a PEM private key");
+  // The full OpenSSL check (key matches, not expired, chain order) runs here too, so
+  // `plan` and --dry-run reject a bad pair before anything on the machine changes.
+  const bool pem_markers = c.nginx_cert.find("-----BEGIN CERTIFICATE-----") != std::string::npos &&
+                           c.nginx_key.reveal().find("PRIVATE KEY-----") != std::string::npos;
+  if (has_cert && has_key && pem_markers) {
+    std::vector<std::string> names;
+    if (!c.external_fqdn.empty()) names.push_back(c.external_fqdn);
+    if (!c.agent_address.empty()) names.push_back(c.agent_address);
+    const auto verdict = kasm::check_certificate_pair(c.nginx_cert, c.nginx_key.reveal(), names);
+    for (const auto& e : verdict.errors) check.problem(e.key, e.message);
+    for (const auto& w : verdict.warnings) spdlog::warn("config: {} {}", w.key, w.message);
+  }
+  if (has_cert && c.generate_self_signed)
+    check.problem("generate_self_signed",
+                  "is true but nginx_cert is also set; give a certificate or ask for a generated one, not both");
 }
 
 } // namespace kb::config

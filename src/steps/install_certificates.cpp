@@ -1,14 +1,266 @@
-// PLACEHOLDER (issue 6): the real step replaces this file.
+// install-certificates: give kasm_proxy the operator's nginx pair (or a fresh
+// self-signed one for this instance) and make nginx serve it. DESIGN.md §5.
 
-#include "kasm_bootstrap/steps/placeholder.hpp"
+#include "kasm_bootstrap/kasm/certificates.hpp"
+#include "kasm_bootstrap/net/docker_client.hpp"
 #include "kasm_bootstrap/steps/steps.hpp"
+#include "kasm_bootstrap/system/accounts.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <sys/stat.h>
+
+#include <filesystem>
 
 namespace kb::steps {
+namespace {
 
-std::unique_ptr<plan::Step> make_install_certificates() {
-  return std::make_unique<PlaceholderStep>(id::kInstallCertificates, std::vector{id::kInstallAgent},
-                                           ExitCode::kCertificate,
-                                           "install the nginx certificate and key, then reload kasm_proxy", "issue 6");
+namespace fs = std::filesystem;
+
+constexpr const char* kInstallLink = "/opt/kasm/current";
+constexpr const char* kProxyContainer = "kasm_proxy";
+constexpr mode_t kCertMode = 0644;
+constexpr mode_t kKeyMode = 0600;
+
+enum class Source { kInstaller, kConfig, kGenerate };
+
+Source source_of(const config::Config& c) {
+  if (!c.nginx_cert.empty()) return Source::kConfig;
+  return c.generate_self_signed ? Source::kGenerate : Source::kInstaller;
 }
+
+const char* source_name(Source s) {
+  switch (s) {
+  case Source::kConfig: return "config";
+  case Source::kGenerate: return "generated";
+  case Source::kInstaller: return "installer";
+  }
+  return "?";
+}
+
+// The names clients use to reach this agent: the external FQDN and the agent address.
+std::vector<std::string> agent_names(const plan::StepContext& ctx) {
+  std::vector<std::string> names;
+  if (!ctx.config.external_fqdn.empty()) names.push_back(ctx.config.external_fqdn);
+  auto address = ctx.facts.get(out::kAgentAddress).value_or(ctx.config.agent_address);
+  if (!address.empty() && address != ctx.config.external_fqdn) names.push_back(address);
+  return names;
+}
+
+// /opt/kasm/current is a symlink the installer makes with an absolute target
+// (/opt/kasm/1.15.0); under a test root that target must be read inside the root too.
+fs::path certs_dir(const sys::RootFs& root) {
+  if (!root.is_real_root()) {
+    std::error_code ec;
+    const auto target = fs::read_symlink(root.host_path(kInstallLink), ec);
+    if (!ec && target.is_absolute()) return target / "certs";
+  }
+  return kasm::kCertsDir;
+}
+
+struct Paths {
+  fs::path dir, cert, key; // machine paths
+};
+
+Paths paths(const sys::RootFs& root) {
+  const auto dir = certs_dir(root);
+  return {dir, dir / kasm::kCertFile, dir / kasm::kKeyFile};
+}
+
+bool has_mode(const sys::RootFs& root, const fs::path& machine_path, mode_t mode) {
+  struct stat st {};
+  return ::stat(root.host_path(machine_path).c_str(), &st) == 0 && (st.st_mode & 07777) == mode;
+}
+
+fs::path canonical_or_same(const fs::path& p) {
+  std::error_code ec;
+  auto c = fs::weakly_canonical(p, ec);
+  return ec ? p : c;
+}
+
+class InstallCertificates final : public plan::Step {
+public:
+  std::string_view id() const override { return id::kInstallCertificates; }
+  std::vector<std::string_view> depends_on() const override { return {id::kInstallAgent}; }
+  ExitCode failure_code() const override { return ExitCode::kCertificate; }
+
+  plan::Description describe(const plan::StepContext& ctx) const override {
+    plan::Description d;
+    const auto source = source_of(ctx.config);
+    const auto p = paths(ctx.machine.fs);
+    if (source == Source::kInstaller) {
+      d.summary = "keep the certificate Kasm's installer generated (nginx_cert is blank)";
+      d.actions.push_back({"note", p.cert.string(), "unchanged"});
+      return d;
+    }
+    if (source == Source::kConfig) {
+      const auto leaf = kasm::summarize_certificate(ctx.config.nginx_cert);
+      d.summary = "install the configured nginx certificate" +
+                  (leaf ? " (" + leaf->subject + ", valid until " + leaf->not_after + ")" : std::string());
+    } else {
+      std::string names;
+      for (const auto& n : agent_names(ctx))
+        names += (names.empty() ? "" : ", ") + n;
+      d.summary = "generate a self-signed certificate for this instance (" +
+                  (names.empty() ? std::string("names: the detected agent address") : "names: " + names) + ")";
+    }
+    d.actions.push_back({"check", "certificate and key", "key matches, not expired, chain order, names"});
+    d.actions.push_back({"write", p.cert.string(), "mode 0644, owner kasm"});
+    d.actions.push_back({"write", p.key.string(), "mode 0600, owner kasm"});
+    d.actions.push_back({"http", ctx.config.docker_socket,
+                         "docker exec kasm_proxy nginx -t && nginx -s reload (restart when the files are bind-mounted "
+                         "one by one)"});
+    return d;
+  }
+
+  std::optional<plan::Outputs> check(const plan::StepContext& ctx) const override {
+    const auto source = source_of(ctx.config);
+    if (source == Source::kInstaller) return plan::Outputs{{"certificate_source", source_name(source)}};
+    const auto& fs = ctx.machine.fs;
+    const auto p = paths(fs);
+    const auto cert = fs.read_file(p.cert);
+    const auto key = fs.read_file(p.key);
+    if (!cert || !key || !has_mode(fs, p.cert, kCertMode) || !has_mode(fs, p.key, kKeyMode)) return std::nullopt;
+    if (source == Source::kConfig) {
+      if (*cert != ctx.config.nginx_cert || *key != ctx.config.nginx_key.reveal()) return std::nullopt;
+    } else {
+      // Ours only when we made it for exactly this instance's names: a pair baked into
+      // the image was made for another address and must be replaced.
+      const auto names = agent_names(ctx);
+      const auto result = kasm::check_certificate_pair(*cert, *key, names);
+      if (names.empty() || !result.ok() || !result.warnings.empty() ||
+          result.leaf->organization != kasm::kGeneratedOrganization)
+        return std::nullopt;
+    }
+    const auto leaf = kasm::summarize_certificate(*cert);
+    return plan::Outputs{{"certificate_source", source_name(source)},
+                         {"certificate_sha256", leaf ? leaf->sha256 : ""},
+                         {"certificate_not_after", leaf ? leaf->not_after : ""}};
+  }
+
+  plan::Outputs apply(const plan::StepContext& ctx) override {
+    const auto source = source_of(ctx.config);
+    if (source == Source::kInstaller) return {{"certificate_source", source_name(source)}};
+    const auto& fs = ctx.machine.fs;
+    const auto p = paths(fs);
+    const auto names = agent_names(ctx);
+
+    kasm::CertificatePair pair;
+    if (source == Source::kConfig)
+      pair = {ctx.config.nginx_cert, ctx.config.nginx_key};
+    else
+      pair = kasm::generate_self_signed(names);
+
+    // Everything that can refuse does so before the first byte is written.
+    const auto verdict = kasm::check_certificate_pair(pair.cert_pem, pair.key_pem.reveal(), names);
+    if (!verdict.ok()) {
+      std::string why;
+      for (const auto& e : verdict.errors)
+        why += (why.empty() ? "" : "; ") + e.key + " " + e.message;
+      throw Error(ExitCode::kCertificate, "the nginx certificate was not installed: " + why);
+    }
+    for (const auto& w : verdict.warnings)
+      spdlog::warn("{}: {} {}", id(), w.key, w.message);
+    if (!fs.exists(p.dir))
+      throw Error(ExitCode::kCertificate,
+                  fs.host_path(p.dir).string() + " does not exist: Kasm's installer did not leave its certs directory");
+    const auto owner = sys::resolve_owner(fs, "kasm", ExitCode::kCertificate);
+    const net::DockerClient docker(ctx.machine.http, fs.host_path(ctx.config.docker_socket));
+    const auto proxy = docker.inspect_container(kProxyContainer);
+    if (!proxy)
+      throw Error(ExitCode::kDocker, "container kasm_proxy does not exist (Docker Engine at " +
+                                         docker.socket().string() + "); the certificate was not installed");
+
+    const auto old_cert = fs.read_file(p.cert);
+    const auto old_key = fs.read_file(p.key);
+    write_pair(fs, p, pair, owner);
+    try {
+      activate(docker, *proxy, fs, p);
+    } catch (...) {
+      restore(fs, p, old_cert, old_key, owner);
+      throw;
+    }
+    const auto& leaf = *verdict.leaf;
+    return {{"certificate_source", source_name(source)},
+            {"certificate_sha256", leaf.sha256},
+            {"certificate_not_after", leaf.not_after}};
+  }
+
+private:
+  static void write_pair(const sys::RootFs& fs, const Paths& p, const kasm::CertificatePair& pair,
+                         sys::FileOwner owner) {
+    // Both files are complete and synced before either replaces its target, so a
+    // failure in between leaves the old pair, never a half-written file.
+    sys::AtomicFile key(fs.host_path(p.key), kKeyMode);
+    sys::AtomicFile cert(fs.host_path(p.cert), kCertMode);
+    key.write(pair.key_pem.reveal());
+    cert.write(pair.cert_pem);
+    key.set_owner(owner);
+    cert.set_owner(owner);
+    key.commit();
+    cert.commit();
+  }
+
+  static void restore(const sys::RootFs& fs, const Paths& p, const std::optional<std::string>& old_cert,
+                      const std::optional<std::string>& old_key, sys::FileOwner owner) {
+    try {
+      if (old_key) fs.write_file_atomic(p.key, *old_key, kKeyMode, owner);
+      if (old_cert) fs.write_file_atomic(p.cert, *old_cert, kCertMode, owner);
+      spdlog::warn("install-certificates: put the previous certificate and key back");
+    } catch (const std::exception& e) {
+      spdlog::error("install-certificates: could not put the previous certificate back: {}", e.what());
+    }
+  }
+
+  // Makes nginx in kasm_proxy serve the files now on disk.
+  void activate(const net::DockerClient& docker, const net::ContainerState& proxy, const sys::RootFs& fs,
+                const Paths& p) const {
+    if (!proxy.running) {
+      spdlog::info("{}: kasm_proxy is {}; nginx reads the new certificate when it starts", id(), proxy.describe());
+      return;
+    }
+    // Kasm mounts the two files one by one; a bind-mounted file keeps showing the old
+    // inode after our rename, so only a restart makes the container see the new one.
+    const auto cert_host = canonical_or_same(fs.host_path(p.cert));
+    const auto key_host = canonical_or_same(fs.host_path(p.key));
+    for (const auto& m : proxy.mounts) {
+      const auto source = canonical_or_same(m.source);
+      if (m.type == "bind" && (source == cert_host || source == key_host)) {
+        spdlog::info("{}: kasm_proxy mounts {} as a single file; restarting the container", id(), m.source);
+        docker.restart_container(kProxyContainer);
+        const auto after = docker.inspect_container(kProxyContainer);
+        if (!after || !after->running)
+          throw Error(ExitCode::kCertificate, "kasm_proxy did not come back after the restart for the new "
+                                              "certificate: " +
+                                                  (after ? after->describe() : "container gone"));
+        return;
+      }
+    }
+    const auto test = docker.exec(kProxyContainer, {"nginx", "-t"});
+    if (!test.success())
+      throw Error(ExitCode::kCertificate, "nginx in kasm_proxy rejects the new certificate (nginx -t exit " +
+                                              std::to_string(test.exit_code) + "): " + output_brief(test.stderr_text));
+    const auto reload = docker.exec(kProxyContainer, {"nginx", "-s", "reload"});
+    if (!reload.success())
+      throw Error(ExitCode::kCertificate, "nginx -s reload in kasm_proxy failed (exit " +
+                                              std::to_string(reload.exit_code) +
+                                              "): " + output_brief(reload.stderr_text));
+    spdlog::info("{}: nginx in kasm_proxy reloaded", id());
+  }
+
+  // nginx explains itself over several lines ("[emerg] ...", "test failed"): keep them all, on one line.
+  static std::string output_brief(std::string text) {
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r'))
+      text.pop_back();
+    std::string out;
+    for (char c : text)
+      out += c == '\n' ? std::string(" | ") : std::string(1, c);
+    return out.size() > 600 ? "..." + out.substr(out.size() - 600) : out;
+  }
+};
+
+} // namespace
+
+std::unique_ptr<plan::Step> make_install_certificates() { return std::make_unique<InstallCertificates>(); }
 
 } // namespace kb::steps

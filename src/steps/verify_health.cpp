@@ -1,14 +1,67 @@
-// PLACEHOLDER (issue 6): the real step replaces this file.
+// verify-health: the run ends only when Kasm's containers run and the manager answers,
+// waiting up to health_timeout_seconds because containers take a while to turn healthy.
 
-#include "kasm_bootstrap/steps/placeholder.hpp"
+#include "kasm_bootstrap/kasm/health.hpp"
 #include "kasm_bootstrap/steps/steps.hpp"
 
-namespace kb::steps {
+#include <spdlog/spdlog.h>
 
-std::unique_ptr<plan::Step> make_verify_health() {
-  return std::make_unique<PlaceholderStep>(id::kVerifyHealth, std::vector{id::kInstallCertificates},
-                                           ExitCode::kHealth,
-                                           "check kasm_agent, kasm_proxy and the manager health check", "issue 6");
-}
+#include <fmt/format.h>
+
+#include <chrono>
+#include <thread>
+
+namespace kb::steps {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr auto kRetryInterval = std::chrono::seconds(2);
+
+class VerifyHealth final : public plan::Step {
+public:
+  std::string_view id() const override { return id::kVerifyHealth; }
+  std::vector<std::string_view> depends_on() const override { return {id::kInstallCertificates}; }
+  ExitCode failure_code() const override { return ExitCode::kHealth; }
+
+  plan::Description describe(const plan::StepContext& ctx) const override {
+    const auto& c = ctx.config;
+    plan::Description d;
+    d.summary = fmt::format("wait up to {} s for kasm_agent, kasm_proxy and the manager to be healthy",
+                            c.health_timeout_seconds);
+    for (const auto name : kasm::kAgentContainers)
+      d.actions.push_back({"check", "container " + std::string(name), "running, and healthy if it has a health check"});
+    std::string tls = c.manager_tls_verify ? "TLS verified" : "TLS NOT verified (manager_tls_verify=false)";
+    if (c.manager_tls_verify && !c.manager_ca.empty()) tls += " against " + c.manager_ca;
+    d.actions.push_back({"http", kasm::manager_health_url(c.manager_address), "expects \"ok\": true; " + tls});
+    return d;
+  }
+
+  plan::Outputs apply(const plan::StepContext& ctx) override {
+    const auto deadline = Clock::now() + std::chrono::seconds(ctx.config.health_timeout_seconds);
+    for (int attempt = 1;; ++attempt) {
+      const auto report = kasm::run_health_checks(ctx.config, ctx.machine);
+      if (report.healthy()) {
+        plan::Outputs outputs;
+        for (const auto& c : report.checks) {
+          outputs["health." + c.name] = "ok";
+          outputs["health." + c.name + ".latency_ms"] = fmt::format("{:.1f}", c.latency_ms);
+        }
+        return outputs;
+      }
+      if (ctx.cancelled.load()) throw Error(ExitCode::kInterrupted, "interrupted while waiting for a healthy agent");
+      if (Clock::now() + kRetryInterval > deadline)
+        throw Error(ExitCode::kHealth, fmt::format("agent not healthy after {} s ({} checks): {}",
+                                                   ctx.config.health_timeout_seconds, attempt, report.failures()));
+      spdlog::info("{}: not healthy yet (attempt {}): {}", id(), attempt, report.failures());
+      const auto wake = Clock::now() + kRetryInterval;
+      while (Clock::now() < wake && !ctx.cancelled.load())
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+};
+
+} // namespace
+
+std::unique_ptr<plan::Step> make_verify_health() { return std::make_unique<VerifyHealth>(); }
 
 } // namespace kb::steps

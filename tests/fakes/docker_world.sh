@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# A private, offline Docker Engine for tests (DESIGN.md §6): Debian's dockerd on its own
+# socket, data root and exec root under WORLD_DIR, plus a small image (static busybox +
+# Debian's nginx) built without any registry and loaded with `docker import`.
+#
+#   docker_world.sh start WORLD_DIR   start (or find running) dockerd, import the image;
+#                                     prints "SOCKET <path>", "IMAGE <name>",
+#                                     "DOCKER <cli>", "DRIVER <storage driver>"
+#   docker_world.sh stop WORLD_DIR    remove containers, stop dockerd by PID, unmount, delete
+#   docker_world.sh image             only build the cached image tarball
+#
+# Idempotent: start on a running world just reports it; stop on a stopped one is a no-op.
+# The image rootfs tarball is cached in $KB_DOCKER_CACHE (default
+# /var/tmp/kb-docker-world-cache) so only the first run downloads the nginx packages.
+# Needs root, docker.io, busybox-static, and apt access for the first image build.
+set -euo pipefail
+
+DOCKER=${KB_DOCKER_CLI:-/usr/bin/docker}   # Debian's 20.10 CLI, matching the engine
+DOCKERD=${KB_DOCKERD:-/usr/sbin/dockerd}
+CACHE=${KB_DOCKER_CACHE:-/var/tmp/kb-docker-world-cache}
+IMAGE=kb-test/nginx-busybox:1
+
+die() { echo "docker_world: $*" >&2; exit 1; }
+
+# Serialises image builds when several test processes start worlds at once.
+with_cache_lock() {
+  mkdir -p "$CACHE"
+  exec 9>"$CACHE/.lock"
+  flock 9
+  "$@"
+  flock -u 9
+}
+
+build_image_tarball() {
+  local tarball="$CACHE/rootfs.tar"
+  [[ -s "$tarball" ]] && return 0
+  command -v busybox >/dev/null || die "busybox-static is not installed"
+  local work
+  work=$(mktemp -d "$CACHE/build.XXXXXX")
+  local debs="$CACHE/debs"
+  mkdir -p "$debs"
+  if ! ls "$debs"/nginx_*.deb >/dev/null 2>&1 || ! ls "$debs"/nginx-common_*.deb >/dev/null 2>&1; then
+    (cd "$debs" && apt-get download nginx nginx-common >/dev/null 2>&1) ||
+      die "apt-get download nginx nginx-common failed (no apt access?)"
+  fi
+  local r="$work/rootfs"
+  mkdir -p "$r"/{bin,etc,run,tmp,var/log/nginx,var/lib/nginx,var/www/html,proc,sys,dev}
+  chmod 1777 "$r/tmp"
+  for deb in "$debs"/nginx_*.deb "$debs"/nginx-common_*.deb; do dpkg -x "$deb" "$r"; done
+  cp "$(readlink -f "$(command -v busybox)")" "$r/bin/busybox"
+  for applet in sh sleep true false cat ls echo kill ps rm mkdir test env; do
+    ln -sf busybox "$r/bin/$applet"
+  done
+  # The dynamic loader and every library nginx needs, at the paths ldd names.
+  ldd "$r/usr/sbin/nginx" | awk '/=> \//{print $3} /^[ \t]*\/lib/{print $1}' | while read -r lib; do
+    mkdir -p "$r$(dirname "$lib")"
+    cp -L "$lib" "$r$lib"
+  done
+  # Package scripts never ran: create what they would have (users, default site).
+  printf 'root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33:www-data:/var/www:/bin/false\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$r/etc/passwd"
+  printf 'root:x:0:\nwww-data:x:33:\nnogroup:x:65534:\n' >"$r/etc/group"
+  mkdir -p "$r/etc/nginx/sites-enabled"
+  cat >"$r/etc/nginx/sites-enabled/default" <<'EOF'
+server {
+  listen 80 default_server;
+  root /var/www/html;
+  location / { return 200 "kb-test\n"; }
+}
+EOF
+  tar -C "$r" -cf "$tarball.tmp" .
+  mv "$tarball.tmp" "$tarball"
+  rm -rf "$work"
+}
+
+socket_of() { echo "$1/docker.sock"; }
+pid_of() { [[ -s "$1/dockerd.pid" ]] && cat "$1/dockerd.pid" || true; }
+
+engine_answers() { "$DOCKER" -H "unix://$(socket_of "$1")" version >/dev/null 2>&1; }
+
+start_dockerd() {
+  local dir=$1 driver=$2
+  mkdir -p "$dir/data" "$dir/exec"
+  "$DOCKERD" --data-root "$dir/data" --exec-root "$dir/exec" --pidfile "$dir/dockerd.pid" \
+    --host "unix://$(socket_of "$dir")" --iptables=false --ip6tables=false --bridge=none \
+    --storage-driver="$driver" >"$dir/dockerd.log" 2>&1 &
+  local pid=$!
+  echo "$pid" >"$dir/dockerd.launcher.pid"
+  for _ in $(seq 1 150); do
+    engine_answers "$dir" && return 0
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
+stop_dockerd() {
+  local dir=$1 pid
+  pid=$(pid_of "$dir")
+  [[ -z "$pid" && -s "$dir/dockerd.launcher.pid" ]] && pid=$(cat "$dir/dockerd.launcher.pid")
+  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$dir/dockerd.pid" "$dir/dockerd.launcher.pid"
+}
+
+unmount_under() {
+  local dir=$1
+  # Deepest first; a mount left behind would make the directory impossible to remove.
+  awk -v d="$dir" '$2 ~ "^"d {print $2}' /proc/self/mounts | sort -r | while read -r m; do
+    umount -l "$m" 2>/dev/null || true
+  done
+}
+
+cmd_start() {
+  local dir=$1
+  mkdir -p "$dir"
+  dir=$(cd "$dir" && pwd)
+  with_cache_lock build_image_tarball
+  local driver
+  if engine_answers "$dir"; then
+    driver=$(cat "$dir/driver")
+  else
+    stop_dockerd "$dir"
+    driver=overlay2
+    if ! start_dockerd "$dir" overlay2; then
+      # Some sandboxes refuse overlay mounts; vfs always works, only slower.
+      stop_dockerd "$dir"
+      unmount_under "$dir/data"
+      rm -rf "$dir/data"
+      driver=vfs
+      start_dockerd "$dir" vfs || { tail -20 "$dir/dockerd.log" >&2; die "dockerd did not start"; }
+    fi
+    echo "$driver" >"$dir/driver"
+  fi
+  local dk=("$DOCKER" -H "unix://$(socket_of "$dir")")
+  if ! "${dk[@]}" image inspect "$IMAGE" >/dev/null 2>&1; then
+    "${dk[@]}" import --change 'CMD ["/usr/sbin/nginx","-g","daemon off;"]' "$CACHE/rootfs.tar" "$IMAGE" >/dev/null
+  fi
+  echo "SOCKET $(socket_of "$dir")"
+  echo "IMAGE $IMAGE"
+  echo "DOCKER $DOCKER"
+  echo "DRIVER $driver"
+  echo "PID $(pid_of "$dir")"
+}
+
+cmd_stop() {
+  local dir=$1
+  [[ -d "$dir" ]] || return 0
+  dir=$(cd "$dir" && pwd)
+  if engine_answers "$dir"; then
+    local ids
+    ids=$("$DOCKER" -H "unix://$(socket_of "$dir")" ps -aq)
+    [[ -n "$ids" ]] && "$DOCKER" -H "unix://$(socket_of "$dir")" rm -f $ids >/dev/null 2>&1 || true
+  fi
+  stop_dockerd "$dir"
+  unmount_under "$dir"
+  rm -rf "$dir"
+}
+
+case "${1:-}" in
+start) [[ -n "${2:-}" ]] || die "usage: $0 start WORLD_DIR"; cmd_start "$2" ;;
+stop) [[ -n "${2:-}" ]] || die "usage: $0 stop WORLD_DIR"; cmd_stop "$2" ;;
+image) with_cache_lock build_image_tarball; echo "TARBALL $CACHE/rootfs.tar" ;;
+*) die "usage: $0 start|stop WORLD_DIR | image" ;;
+esac

@@ -1,0 +1,154 @@
+// install-certificates end to end against a REAL Docker Engine: files written with the
+// right modes and owner, and nginx in a real kasm_proxy serving them afterwards — by
+// reload when the certs directory is mounted, by restart when the two files are
+// bind-mounted one by one (Kasm's layout, where a renamed file stays invisible).
+
+#include "cert_root_fixture.hpp"
+#include "docker_world.hpp"
+
+#include "kasm_bootstrap/kasm/certificates.hpp"
+
+using namespace kb;
+using namespace kb::test;
+
+namespace {
+
+void check_files(const CertRoot& r, const std::string& cert, const std::string& key) {
+  CHECK(r.cert_on_disk() == cert);
+  CHECK(r.key_on_disk() == key);
+  const auto c = stat_of(r.certs / "kasm_nginx.crt");
+  const auto k = stat_of(r.certs / "kasm_nginx.key");
+  CHECK((c.st_mode & 07777) == 0644);
+  CHECK((k.st_mode & 07777) == 0600);
+  CHECK(c.st_uid == kKasmUid);
+  CHECK(c.st_gid == kKasmGid);
+  CHECK(k.st_uid == kKasmUid);
+  CHECK(k.st_gid == kKasmGid);
+}
+
+std::string ssl_site(const std::string& cert, const std::string& key) {
+  return "server {\n  listen 443 ssl;\n  ssl_certificate " + cert + ";\n  ssl_certificate_key " + key +
+         ";\n  return 200 \"tls\\n\";\n}\n";
+}
+
+std::string worker_pids(const DockerWorld& world) {
+  std::string pids;
+  std::istringstream in(world.docker({"exec", "kasm_proxy", "ps", "-o", "pid,args"}));
+  std::string line;
+  while (std::getline(in, line))
+    if (line.find("worker process") != std::string::npos) pids += line.substr(0, line.find("nginx")) + ",";
+  return pids;
+}
+
+} // namespace
+
+TEST_CASE("docker-cert: certs directory mounted: files installed, nginx -t and reload run", "[docker][cert]") {
+  KB_REQUIRE_DOCKER_WORLD();
+  DockerWorld world;
+  CertRoot r;
+  r.link_docker_socket(world.socket());
+  r.dir.write("conf/ssl.conf",
+              ssl_site("/etc/nginx/kasm-certs/kasm_nginx.crt", "/etc/nginx/kasm-certs/kasm_nginx.key"));
+  world.run_proxy({"-v", r.certs.string() + ":/etc/nginx/kasm-certs", "-v",
+                   (r.dir.path() / "conf").string() + ":/etc/nginx/conf.d"});
+  REQUIRE(world.wait_for("kasm_proxy", "{{.State.Running}}", "true"));
+
+  const auto fresh = r.pki.self_signed("fresh", "agent.example.com", "DNS:agent.example.com,IP:10.0.0.7");
+  config::Config c;
+  c.nginx_cert = fresh.cert;
+  c.nginx_key = Secret(fresh.key);
+  c.external_fqdn = "agent.example.com";
+  StepRun run(c, r.root);
+  run.facts.merge({{steps::out::kAgentAddress, "10.0.0.7"}});
+  auto step = steps::make_install_certificates();
+
+  CHECK_FALSE(run.check(*step)); // the installer's pair is on disk
+  const auto before = worker_pids(world);
+  const auto outputs = run.apply(*step);
+  CHECK(outputs.at("certificate_source") == "config");
+  CHECK(outputs.at("certificate_sha256") == kasm::summarize_certificate(fresh.cert)->sha256);
+  check_files(r, fresh.cert, fresh.key);
+  // The container sees the new file, and the reload replaced nginx's workers.
+  CHECK(world.docker({"exec", "kasm_proxy", "cat", "/etc/nginx/kasm-certs/kasm_nginx.crt"}) == fresh.cert);
+  CHECK(worker_pids(world) != before);
+  // Done is done: a second look finds it in place.
+  const auto again = run.check(*step);
+  REQUIRE(again);
+  CHECK(again->at("certificate_sha256") == outputs.at("certificate_sha256"));
+
+  SECTION("nginx rejecting the configuration puts the previous pair back") {
+    r.dir.write("conf/zz-broken.conf", "this is not nginx syntax\n");
+    const auto next = r.pki.self_signed("next", "agent.example.com", "DNS:agent.example.com");
+    StepRun second(
+        [&] {
+          auto c2 = c;
+          c2.nginx_cert = next.cert;
+          c2.nginx_key = Secret(next.key);
+          return c2;
+        }(),
+        r.root);
+    std::string message;
+    CHECK(error_code([&] { second.apply(*step); }, message) == ExitCode::kCertificate);
+    CHECK(message.find("nginx in kasm_proxy rejects the new certificate (nginx -t exit 1)") != std::string::npos);
+    CHECK(message.find("zz-broken.conf") != std::string::npos);
+    check_files(r, fresh.cert, fresh.key);
+  }
+}
+
+TEST_CASE("docker-cert: files bind-mounted one by one (Kasm's layout): kasm_proxy is restarted", "[docker][cert]") {
+  KB_REQUIRE_DOCKER_WORLD();
+  DockerWorld world;
+  CertRoot r;
+  r.link_docker_socket(world.socket());
+  r.dir.write("conf/ssl.conf", ssl_site("/etc/ssl/certs/kasm_nginx.crt", "/etc/ssl/private/kasm_nginx.key"));
+  world.run_proxy({"-v", (r.certs / "kasm_nginx.crt").string() + ":/etc/ssl/certs/kasm_nginx.crt", "-v",
+                   (r.certs / "kasm_nginx.key").string() + ":/etc/ssl/private/kasm_nginx.key", "-v",
+                   (r.dir.path() / "conf").string() + ":/etc/nginx/conf.d:ro"});
+  REQUIRE(world.wait_for("kasm_proxy", "{{.State.Running}}", "true"));
+  const auto started_before = world.docker({"inspect", "-f", "{{.State.StartedAt}}", "kasm_proxy"});
+
+  config::Config c;
+  c.generate_self_signed = true;
+  StepRun run(c, r.root);
+  run.facts.merge({{steps::out::kAgentAddress, "10.9.8.7"}});
+  auto step = steps::make_install_certificates();
+  CHECK_FALSE(run.check(*step));
+  const auto outputs = run.apply(*step);
+  CHECK(outputs.at("certificate_source") == "generated");
+
+  const auto cert = r.cert_on_disk();
+  const auto leaf = kasm::summarize_certificate(cert);
+  REQUIRE(leaf);
+  CHECK(leaf->ip_addresses == std::vector<std::string>{"10.9.8.7"});
+  CHECK(leaf->organization == kasm::kGeneratedOrganization);
+  check_files(r, cert, r.key_on_disk());
+  CHECK(cert != r.installer_pair.cert);
+
+  // Restarted, running, and the container's own view of the file is the new one.
+  CHECK(world.docker({"inspect", "-f", "{{.State.StartedAt}}", "kasm_proxy"}) != started_before);
+  REQUIRE(world.wait_for("kasm_proxy", "{{.State.Running}}", "true"));
+  CHECK(world.docker({"exec", "kasm_proxy", "cat", "/etc/ssl/certs/kasm_nginx.crt"}) == cert);
+
+  // This instance's pair is recognised; another instance's address is not.
+  CHECK(run.check(*step));
+  StepRun other(c, r.root);
+  other.facts.merge({{steps::out::kAgentAddress, "10.9.8.8"}});
+  CHECK_FALSE(other.check(*step));
+}
+
+TEST_CASE("docker-cert: a missing kasm_proxy is a Docker error and nothing is written", "[docker][cert]") {
+  KB_REQUIRE_DOCKER_WORLD();
+  DockerWorld world;
+  CertRoot r;
+  r.link_docker_socket(world.socket());
+  const auto fresh = r.pki.self_signed("fresh", "agent.example.com", "DNS:agent.example.com");
+  config::Config c;
+  c.nginx_cert = fresh.cert;
+  c.nginx_key = Secret(fresh.key);
+  StepRun run(c, r.root);
+  auto step = steps::make_install_certificates();
+  std::string message;
+  CHECK(error_code([&] { run.apply(*step); }, message) == ExitCode::kDocker);
+  CHECK(message.find("container kasm_proxy does not exist") != std::string::npos);
+  CHECK(r.cert_on_disk() == r.installer_pair.cert);
+}

@@ -1,0 +1,94 @@
+#pragma once
+// A real, private Docker Engine for one test (tests/fakes/docker_world.sh): dockerd on
+// its own socket and data root, the offline nginx+busybox image imported, and a
+// `docker` CLI pointed at it for setup. Destroying it removes the containers and stops
+// dockerd by PID. Tests skip (with a warning) when dockerd cannot run here.
+
+#include "test_support.hpp"
+
+#include <sstream>
+#include <string>
+#include <thread>
+#include <unistd.h>
+
+namespace kb::test {
+
+inline bool docker_world_possible() {
+  return running_as_root() && ::access("/usr/sbin/dockerd", X_OK) == 0 && ::access("/usr/bin/docker", X_OK) == 0;
+}
+
+class DockerWorld {
+public:
+  DockerWorld() : dir_(dir_holder_.path() / "w") {
+    const auto r = run_process({script(), "start", dir_.string()}, {}, "", std::chrono::seconds(240));
+    if (r.exit_code != 0) throw std::runtime_error("docker_world.sh start failed: " + r.out + r.err);
+    std::istringstream in(r.out);
+    std::string key, value;
+    while (in >> key >> value) {
+      if (key == "SOCKET") socket_ = value;
+      if (key == "IMAGE") image_ = value;
+      if (key == "DOCKER") cli_ = value;
+    }
+    if (socket_.empty() || image_.empty()) throw std::runtime_error("docker_world.sh said: " + r.out);
+  }
+  ~DockerWorld() { run_process({script(), "stop", dir_.string()}, {}, "", std::chrono::seconds(120)); }
+  DockerWorld(const DockerWorld&) = delete;
+  DockerWorld& operator=(const DockerWorld&) = delete;
+
+  const std::string& socket() const { return socket_; }
+  const std::string& image() const { return image_; }
+
+  // `docker -H unix://SOCK args...`; throws when it fails.
+  std::string docker(const std::vector<std::string>& args) const {
+    std::vector<std::string> argv{cli_, "-H", "unix://" + socket_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const auto r = run_process(argv, {}, "", std::chrono::seconds(120));
+    if (r.exit_code != 0) throw std::runtime_error("docker " + args.front() + " failed: " + r.out + r.err);
+    return r.out;
+  }
+
+  // nginx in the foreground, no network, like Kasm's proxy.
+  void run_proxy(const std::vector<std::string>& extra = {}) const {
+    std::vector<std::string> args{"run", "-d", "--name", "kasm_proxy", "--network", "none"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.push_back(image_);
+    docker(args);
+  }
+  // A long-running busybox process, optionally with a health check.
+  void run_agent(const std::vector<std::string>& extra = {}, const std::string& name = "kasm_agent") const {
+    std::vector<std::string> args{"run", "-d", "--name", name, "--network", "none"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.insert(args.end(), {image_, "/bin/sleep", "3600"});
+    docker(args);
+  }
+
+  // Polls `docker inspect` (bounded) until the Go template prints `want`.
+  bool wait_for(const std::string& container, const std::string& format, const std::string& want,
+                std::chrono::seconds limit = std::chrono::seconds(60)) const {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      std::vector<std::string> argv{cli_, "-H", "unix://" + socket_, "inspect", "-f", format, container};
+      auto r = run_process(argv);
+      if (r.exit_code == 0 && r.out.substr(0, r.out.find('\n')) == want) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    return false;
+  }
+
+private:
+  static std::string script() { return (source_dir() / "tests/fakes/docker_world.sh").string(); }
+
+  TempDir dir_holder_;
+  std::filesystem::path dir_;
+  std::string socket_, image_, cli_ = "/usr/bin/docker";
+};
+
+} // namespace kb::test
+
+// Opens a test that needs the real engine; skips it (with a visible warning) when
+// dockerd cannot run on this machine.
+#define KB_REQUIRE_DOCKER_WORLD()                                                                                      \
+  if (!kb::test::docker_world_possible()) {                                                                            \
+    WARN("skipped: needs root and Debian's docker.io (dockerd) — see scripts/install-deps.sh --test");                 \
+    return;                                                                                                            \
+  }
