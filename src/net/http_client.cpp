@@ -22,13 +22,27 @@ using CurlList = std::unique_ptr<curl_slist, SlistDeleter>;
 struct Transfer {
   const HttpRequest* request;
   HttpResponse* response;
+  CURL* handle = nullptr;
   bool over_limit = false;
   bool aborted_by_caller = false;
+  bool status_reported = false;
 };
 
 size_t on_write(char* data, size_t size, size_t count, void* user) {
   auto* t = static_cast<Transfer*>(user);
   const size_t n = size * count;
+  if (!t->status_reported) {
+    t->status_reported = true;
+    // libcurl skips the bodies of redirects it follows, so this is the final status.
+    if (t->request->on_status) {
+      long status = 0;
+      curl_easy_getinfo(t->handle, CURLINFO_RESPONSE_CODE, &status);
+      if (!t->request->on_status(status)) {
+        t->aborted_by_caller = true;
+        return 0;
+      }
+    }
+  }
   t->response->bytes_received += n;
   if (t->request->on_body) {
     if (!t->request->on_body(std::string_view(data, n))) {
@@ -56,8 +70,10 @@ size_t on_header(char* data, size_t size, size_t count, void* user) {
     std::string name(line.substr(0, colon));
     std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
     auto value = line.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-    while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) value.remove_suffix(1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
+    while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' '))
+      value.remove_suffix(1);
     t->response->headers.emplace_back(std::move(name), std::string(value));
   }
   return n;
@@ -74,27 +90,22 @@ TransportError classify(CURLcode code) {
   switch (code) {
   case CURLE_OK: return TransportError::kNone;
   case CURLE_COULDNT_CONNECT:
-  case CURLE_SEND_ERROR:
-    return TransportError::kConnect;
+  case CURLE_SEND_ERROR: return TransportError::kConnect;
   case CURLE_OPERATION_TIMEDOUT: return TransportError::kTimeout;
   case CURLE_COULDNT_RESOLVE_HOST:
-  case CURLE_COULDNT_RESOLVE_PROXY:
-    return TransportError::kResolve;
+  case CURLE_COULDNT_RESOLVE_PROXY: return TransportError::kResolve;
   case CURLE_SSL_CONNECT_ERROR:
   case CURLE_PEER_FAILED_VERIFICATION:
   case CURLE_SSL_CACERT_BADFILE:
-  case CURLE_SSL_CERTPROBLEM:
-    return TransportError::kTls;
+  case CURLE_SSL_CERTPROBLEM: return TransportError::kTls;
   case CURLE_WRITE_ERROR:
-  case CURLE_ABORTED_BY_CALLBACK:
-    return TransportError::kAborted;
+  case CURLE_ABORTED_BY_CALLBACK: return TransportError::kAborted;
   case CURLE_RECV_ERROR:
   case CURLE_GOT_NOTHING:
   case CURLE_PARTIAL_FILE:
   case CURLE_WEIRD_SERVER_REPLY:
   case CURLE_HTTP2:
-  case CURLE_UNSUPPORTED_PROTOCOL:
-    return TransportError::kProtocol;
+  case CURLE_UNSUPPORTED_PROTOCOL: return TransportError::kProtocol;
   default: return TransportError::kOther;
   }
 }
@@ -132,7 +143,7 @@ HttpResponse HttpClient::send(const HttpRequest& request) const {
     return response;
   }
   CURL* h = handle.get();
-  Transfer transfer{&request, &response};
+  Transfer transfer{&request, &response, h};
   char error_buffer[CURL_ERROR_SIZE] = {0};
 
   curl_easy_setopt(h, CURLOPT_URL, request.url.c_str());
@@ -169,7 +180,8 @@ HttpResponse HttpClient::send(const HttpRequest& request) const {
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
   }
-  if (request.resume_from > 0) curl_easy_setopt(h, CURLOPT_RESUME_FROM_LARGE, static_cast<curl_off_t>(request.resume_from));
+  if (request.resume_from > 0)
+    curl_easy_setopt(h, CURLOPT_RESUME_FROM_LARGE, static_cast<curl_off_t>(request.resume_from));
 
   if (request.method == "GET") {
     curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);

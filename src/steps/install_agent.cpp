@@ -1,15 +1,118 @@
-// PLACEHOLDER (issue 5): the real step replaces this file.
+// install-agent: run the release's install.sh as a Docker Agent so it registers with the
+// manager. The token has to be in the installer's argv; everything we print masks it.
 
-#include "kasm_bootstrap/steps/placeholder.hpp"
+#include "kasm_bootstrap/kasm/installer.hpp"
+#include "kasm_bootstrap/kasm/release_cache.hpp"
 #include "kasm_bootstrap/steps/steps.hpp"
+#include "kasm_bootstrap/system/package_locks.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <yaml-cpp/yaml.h>
 
 namespace kb::steps {
+namespace {
 
-std::unique_ptr<plan::Step> make_install_agent() {
-  return std::make_unique<PlaceholderStep>(
-      id::kInstallAgent,
-      std::vector{id::kDetectAddress, id::kEnsureSwap, id::kFetchRelease, id::kWaitPackageLocks},
-      ExitCode::kInstall, "run the release's install.sh as agent so it registers with the manager", "issue 5");
+constexpr const char* kInstalledConfig = "/opt/kasm/current/conf/app/agent.app.config.yaml";
+constexpr const char* kInstallDir = "/opt/kasm/current";
+
+// The server id of an agent install already on this machine, if any.
+std::optional<std::string> installed_server_id(const sys::RootFs& fs) {
+  try {
+    const auto text = fs.read_file(kInstalledConfig, 1u << 20);
+    if (!text) return std::nullopt;
+    const auto doc = YAML::Load(*text);
+    const auto id = doc["agent"]["server_id"];
+    if (id && id.IsScalar()) return id.as<std::string>();
+  } catch (const std::exception& e) {
+    spdlog::debug("{} is unreadable: {}", kInstalledConfig, e.what());
+  }
+  return std::nullopt;
 }
+
+kasm::InstallerInvocation invocation_for(const plan::StepContext& ctx, const std::string& address,
+                                         const std::string& release_dir) {
+  const auto& c = ctx.config;
+  const auto& fs = ctx.machine.fs;
+  kasm::InstallerInvocation in;
+  in.install_script = fs.host_path(std::filesystem::path(release_dir) / "install.sh");
+  in.temp_dir = fs.host_path(c.state_dir);
+  in.agent_address = address;
+  in.manager_address = c.manager_address;
+  in.server_id = c.server_id;
+  in.provider = c.provider;
+  in.manager_token = &c.manager_token;
+  in.extra_args = c.install_args;
+  in.timeout = std::chrono::seconds(c.install_timeout_seconds);
+  in.lock_timeout = std::chrono::seconds(c.lock_timeout_seconds);
+  in.cancel = &ctx.cancelled;
+  return in;
+}
+
+class InstallAgent final : public plan::Step {
+public:
+  std::string_view id() const override { return id::kInstallAgent; }
+  std::vector<std::string_view> depends_on() const override {
+    return {id::kDetectAddress, id::kEnsureSwap, id::kFetchRelease, id::kWaitPackageLocks};
+  }
+  ExitCode failure_code() const override { return ExitCode::kInstall; }
+
+  plan::Description describe(const plan::StepContext& ctx) const override {
+    const auto& c = ctx.config;
+    plan::Description d;
+    d.summary = "run the release's install.sh as agent so it registers with the manager";
+    if (auto id = installed_server_id(ctx.machine.fs); id && *id == c.server_id) {
+      d.actions.push_back({"note", kInstalledConfig, "an agent with server id " + *id + " is already installed"});
+      return d;
+    }
+    std::string address = ctx.facts.get(out::kAgentAddress).value_or(c.agent_address);
+    if (address.empty()) address = "<address from detect-address>";
+    const auto release_dir = ctx.facts.get(out::kReleaseDir).value_or(kasm::release_paths(c).release_dir.string());
+    auto in = invocation_for(ctx, address, release_dir);
+    d.actions.push_back({"run", sys::describe_command(kasm::installer_argv(in)),
+                         fmt::format("stdin /dev/null; DEBIAN_FRONTEND=noninteractive; APT_CONFIG={}/apt-config.* "
+                                     "(DPkg::Lock::Timeout {} s, removed afterwards); deadline {} s kills the process "
+                                     "group; one retry after an apt lock failure",
+                                     c.state_dir, c.lock_timeout_seconds, c.install_timeout_seconds)});
+    d.actions.push_back({"check", kInstalledConfig, "written by install.sh"});
+    return d;
+  }
+
+  std::optional<plan::Outputs> check(const plan::StepContext& ctx) const override {
+    const auto id = installed_server_id(ctx.machine.fs);
+    if (id && *id == ctx.config.server_id) return plan::Outputs{{"install_dir", kInstallDir}};
+    return std::nullopt;
+  }
+
+  plan::Outputs apply(const plan::StepContext& ctx) override {
+    const auto& c = ctx.config;
+    std::string address = ctx.facts.get(out::kAgentAddress).value_or(c.agent_address);
+    if (address.empty()) throw Error(ExitCode::kAddress, "no agent address: detect-address produced none");
+    const auto release_dir = ctx.facts.get(out::kReleaseDir).value_or(kasm::release_paths(c).release_dir.string());
+    ctx.machine.fs.create_directories(c.state_dir, 0700);
+
+    auto in = invocation_for(ctx, address, release_dir);
+    // Another apt can start between wait-package-locks and now (unattended-upgrades).
+    in.before_attempt = [&] {
+      sys::LockWaitOptions options;
+      options.timeout = std::chrono::seconds(c.lock_timeout_seconds);
+      options.cancel = &ctx.cancelled;
+      options.on_holder = [](const sys::LockHolder& h) { spdlog::info("waiting for {}", h.describe()); };
+      sys::wait_for_package_locks(ctx.machine.fs, options);
+    };
+    const auto outcome = kasm::run_installer(ctx.machine.processes, in);
+
+    const auto id = installed_server_id(ctx.machine.fs);
+    if (!id) throw Error(ExitCode::kInstall, std::string("install.sh exited 0 but did not write ") + kInstalledConfig);
+    if (*id != c.server_id)
+      throw Error(ExitCode::kInstall,
+                  fmt::format("install.sh wrote server id {} to {}, expected {}", *id, kInstalledConfig, c.server_id));
+    return {{"install_dir", kInstallDir}, {"installer_attempts", std::to_string(outcome.attempts)}};
+  }
+};
+
+} // namespace
+
+std::unique_ptr<plan::Step> make_install_agent() { return std::make_unique<InstallAgent>(); }
 
 } // namespace kb::steps

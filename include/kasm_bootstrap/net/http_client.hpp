@@ -30,6 +30,10 @@ struct HttpRequest {
   std::uint64_t resume_from = 0;  // send "Range: bytes=N-"
   // Streaming: called with each body chunk instead of buffering; return false to abort.
   std::function<bool(std::string_view chunk)> on_body;
+  // Streaming: called once with the final status code (after redirects) before the first
+  // body chunk, so a receiver can refuse an error page or an ignored Range instead of
+  // writing it into a download; return false to abort.
+  std::function<bool(long status)> on_status;
   // Called about every 100 ms while bytes flow: (received now, expected total or 0).
   std::function<void(std::uint64_t received, std::uint64_t total)> on_progress;
   std::size_t max_buffered_body = 1u << 20; // larger bodies fail instead of eating memory

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Release download throughput and peak RSS: kasm-bootstrap's downloader (streams, hashes
+# with SHA-256 while it writes, fsyncs, renames) against `wget` and `wget` + `sha256sum`,
+# in the same run, from the same loopback HTTPS server (tests/fakes/release_server.py)
+# serving the same file. Prints numbers only; nothing here asserts a time.
+#
+#   bench/download.sh [KB_DOWNLOAD_BENCH]
+#   env: DOWNLOAD_BENCH_SIZE (1G), DOWNLOAD_BENCH_ROUNDS (2), DOWNLOAD_BENCH_DIR (/var/tmp)
+#
+# Needs openssl, wget, python3 and /usr/bin/time (package `time`).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+bin=${1:-${KB_DOWNLOAD_BENCH:-}}
+if [[ -z "$bin" ]]; then
+  for c in "$here"/build/*/bench/kb_download_bench; do [[ -x "$c" ]] && bin=$c && break; done
+fi
+[[ -x "${bin:-}" ]] || { echo "download bench: no kb_download_bench (build the bench/ target, or pass its path)" >&2; exit 2; }
+bin=$(realpath "$bin")
+for tool in openssl wget python3 /usr/bin/time sha256sum; do
+  command -v "$tool" >/dev/null || { echo "download bench: $tool is missing" >&2; exit 2; }
+done
+size=${DOWNLOAD_BENCH_SIZE:-1G}
+rounds=${DOWNLOAD_BENCH_ROUNDS:-2}
+work=$(mktemp -d "${DOWNLOAD_BENCH_DIR:-/var/tmp}/kb-download-bench.XXXXXX")
+server_pid=""
+cleanup() {
+  [[ -n "$server_pid" ]] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+cd "$work"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=bench-ca \
+  -keyout ca.key -out ca.crt 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=127.0.0.1 \
+  -keyout server.key -out server.csr 2>/dev/null
+echo "subjectAltName=IP:127.0.0.1" > san.ext
+openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 -extfile san.ext \
+  -out server.crt 2>/dev/null
+
+echo "download bench: making a $size file of random bytes" >&2
+head -c "$size" /dev/urandom > served.bin
+expected=$(sha256sum served.bin | cut -d' ' -f1)
+bytes=$(stat -c %s served.bin)
+
+python3 -u "$here/tests/fakes/release_server.py" --port 0 --file served.bin --cert server.crt --key server.key \
+  > server.out 2> server.log &
+server_pid=$!
+for _ in $(seq 100); do grep -q READY server.out 2>/dev/null && break; sleep 0.1; done
+port=$(awk '/READY/ {print $2}' server.out)
+[[ -n "$port" ]] || { echo "download bench: server did not start" >&2; cat server.log >&2; exit 1; }
+url="https://127.0.0.1:$port/served.bin"
+
+# "seconds rss_kb" of a command, from GNU time.
+measure() {
+  /usr/bin/time -f "%e %M" -o time.out "$@" > cmd.out 2> cmd.err || { cat cmd.err >&2; return 1; }
+  cat time.out
+}
+mib_s() { awk -v b="$bytes" -v s="$1" 'BEGIN { if (s > 0) printf "%.0f", b / 1048576 / s; else print "inf" }'; }
+
+printf '%-34s %8s %9s %12s\n' "tool (${size}, loopback HTTPS)" seconds "MiB/s" "peak RSS KiB"
+for round in $(seq "$rounds"); do
+  rm -f wget.bin kb.bin
+  read -r ws wr < <(measure wget -q --ca-certificate=ca.crt -O wget.bin "$url")
+  read -r hs hr < <(measure sha256sum wget.bin)
+  [[ "$(cut -d' ' -f1 cmd.out)" == "$expected" ]] || { echo "wget got the wrong bytes" >&2; exit 1; }
+  total=$(awk -v a="$ws" -v b="$hs" 'BEGIN { printf "%.2f", a + b }')
+  rm -f wget.bin
+  read -r ks kr < <(measure "$bin" "$url" "$expected" "$work/kb.bin" "$work/ca.crt")
+  rm -f kb.bin
+  printf '%-34s %8s %9s %12s\n' "round $round: wget" "$ws" "$(mib_s "$ws")" "$wr"
+  printf '%-34s %8s %9s %12s\n' "round $round: wget + sha256sum" "$total" "$(mib_s "$total")" "max($wr,$hr)"
+  printf '%-34s %8s %9s %12s\n' "round $round: kasm-bootstrap (hash+fsync)" "$ks" "$(mib_s "$ks")" "$kr"
+done

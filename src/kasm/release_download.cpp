@@ -1,0 +1,371 @@
+#include "kasm_bootstrap/kasm/release_download.hpp"
+
+#include "kasm_bootstrap/error.hpp"
+#include "kasm_bootstrap/kasm/download_progress.hpp"
+#include "kasm_bootstrap/system/unique_fd.hpp"
+#include "kasm_bootstrap/util/sha256.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <thread>
+
+namespace kb::kasm {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+[[noreturn]] void fail(const std::string& message) { throw Error(ExitCode::kRelease, message); }
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+std::string url_scheme(const std::string& url) {
+  const auto colon = url.find("://");
+  if (colon == std::string::npos) return {};
+  std::string scheme = url.substr(0, colon);
+  std::transform(scheme.begin(), scheme.end(), scheme.begin(), [](unsigned char c) { return std::tolower(c); });
+  return scheme;
+}
+
+// 4xx other than "try again later" will not change by asking again.
+bool status_is_retryable(long status) { return status >= 500 || status == 408 || status == 425 || status == 429; }
+
+std::string transport_error_name(net::TransportError e) {
+  switch (e) {
+  case net::TransportError::kNone: return "ok";
+  case net::TransportError::kConnect: return "connection failed";
+  case net::TransportError::kTimeout: return "timed out or too slow";
+  case net::TransportError::kTls: return "TLS failure";
+  case net::TransportError::kResolve: return "name did not resolve";
+  case net::TransportError::kAborted: return "aborted";
+  case net::TransportError::kProtocol: return "connection dropped or broken reply";
+  case net::TransportError::kOther: return "transfer failed";
+  }
+  return "transfer failed";
+}
+
+void write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    const ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw std::system_error(errno, std::generic_category());
+    }
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+// Collects libcurl's 16 KiB chunks into 1 MiB writes: fewer syscalls on a multi-GiB file.
+class FileSink {
+public:
+  explicit FileSink(int fd) : fd_(fd) { buffer_.reserve(kBuffer); }
+  void append(std::string_view data) {
+    if (buffer_.size() + data.size() > kBuffer) flush();
+    if (data.size() >= kBuffer)
+      write_all(fd_, data);
+    else
+      buffer_.append(data);
+  }
+  void flush() {
+    if (buffer_.empty()) return;
+    write_all(fd_, buffer_);
+    buffer_.clear();
+  }
+  void discard() { buffer_.clear(); }
+
+private:
+  static constexpr std::size_t kBuffer = 1u << 20;
+  int fd_;
+  std::string buffer_;
+};
+
+std::uint64_t free_bytes(const fs::path& dir) {
+  struct statvfs st {};
+  if (::statvfs(dir.c_str(), &st) != 0) return UINT64_MAX; // unknown: let write() report it
+  return static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize;
+}
+
+void fsync_directory(const fs::path& dir) {
+  sys::UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (fd) ::fsync(fd.get());
+}
+
+// Hashes what an earlier run left in the partial file, so the digest still covers every
+// byte while only the missing ones come over the network.
+void hash_existing(int fd, std::uint64_t size, util::Sha256& hasher, const fs::path& path) {
+  std::unique_ptr<char[]> buf(new char[1 << 20]);
+  std::uint64_t off = 0;
+  while (off < size) {
+    const ssize_t n = ::pread(fd, buf.get(), 1 << 20, static_cast<off_t>(off));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) fail("cannot read partial download " + path.string() + ": " + errno_text(errno));
+    hasher.update(std::string_view(buf.get(), static_cast<std::size_t>(n)));
+    off += static_cast<std::uint64_t>(n);
+  }
+}
+
+// Sleeps in short slices so an interrupt is honoured promptly.
+void interruptible_sleep(milliseconds duration, const std::atomic<bool>* cancel) {
+  const auto until = Clock::now() + duration;
+  while (Clock::now() < until) {
+    if (cancel && cancel->load()) return;
+    std::this_thread::sleep_for(
+        std::min<milliseconds>(milliseconds(50), std::chrono::duration_cast<milliseconds>(until - Clock::now())));
+  }
+}
+
+milliseconds backoff_delay(const DownloadRequest& r, int failures) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  double base = static_cast<double>(r.initial_backoff.count());
+  for (int i = 1; i < failures && base < static_cast<double>(r.max_backoff.count()); ++i)
+    base *= 2;
+  base = std::min(base, static_cast<double>(r.max_backoff.count()));
+  // Full-range jitter in [base/2, base]: a fleet booted together must not retry in step.
+  std::uniform_real_distribution<double> jitter(0.5, 1.0);
+  return milliseconds(static_cast<long long>(base * jitter(rng)));
+}
+
+} // namespace
+
+std::string normalize_digest(std::string digest) {
+  while (!digest.empty() && std::isspace(static_cast<unsigned char>(digest.back())))
+    digest.pop_back();
+  while (!digest.empty() && std::isspace(static_cast<unsigned char>(digest.front())))
+    digest.erase(0, 1);
+  std::transform(digest.begin(), digest.end(), digest.begin(), [](unsigned char c) { return std::tolower(c); });
+  return digest;
+}
+
+std::optional<std::string> file_sha256(const fs::path& path) {
+  sys::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) {
+    if (errno == ENOENT) return std::nullopt;
+    fail("cannot read " + path.string() + ": " + errno_text(errno));
+  }
+  util::Sha256 hasher;
+  std::unique_ptr<char[]> buf(new char[1 << 20]);
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), buf.get(), 1 << 20);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) fail("cannot read " + path.string() + ": " + errno_text(errno));
+    if (n == 0) break;
+    hasher.update(std::string_view(buf.get(), static_cast<std::size_t>(n)));
+  }
+  return hasher.hex_digest();
+}
+
+DownloadResult download_verified(const net::HttpClient& http, const DownloadRequest& request) {
+  const std::string expected = normalize_digest(request.expected_sha256);
+  const std::string scheme = url_scheme(request.url);
+  if (scheme == "http" && !request.allow_insecure_http)
+    fail("refusing to download " + request.url + " over plain http (set allow_insecure_http to allow it)");
+  if (scheme != "https" && scheme != "http") fail("release URL '" + request.url + "' is not an http(s) URL");
+
+  DownloadResult result;
+  result.path = request.target;
+
+  if (auto cached = file_sha256(request.target)) {
+    if (expected.empty() || *cached == expected) {
+      std::error_code ec;
+      result.sha256 = *cached;
+      result.size = fs::file_size(request.target, ec);
+      result.from_cache = true;
+      spdlog::info("release: using cached {} (sha256 {}), no download", request.target.string(), *cached);
+      return result;
+    }
+    spdlog::warn("release: cached {} has sha256 {}, expected {}; deleting it and downloading again",
+                 request.target.string(), *cached, expected);
+    fs::remove(request.target);
+  }
+  if (expected.empty()) spdlog::warn("release: no release_sha256 configured; the download cannot be verified");
+
+  const fs::path dir = request.target.parent_path();
+  const fs::path partial = request.target.string() + ".partial";
+  sys::UniqueFd fd(::open(partial.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!fd) fail("cannot create " + partial.string() + ": " + errno_text(errno));
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0)
+    fail("another process is downloading into " + partial.string() + " right now");
+
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) fail("cannot stat " + partial.string() + ": " + errno_text(errno));
+  std::uint64_t offset = static_cast<std::uint64_t>(st.st_size);
+  auto hasher = std::make_unique<util::Sha256>();
+  if (offset > 0) {
+    hash_existing(fd.get(), offset, *hasher, partial);
+    spdlog::info("release: resuming {} from {} already on disk", partial.string(),
+                 human_bytes(static_cast<double>(offset)));
+  }
+  if (::lseek(fd.get(), static_cast<off_t>(offset), SEEK_SET) < 0)
+    fail("cannot seek in " + partial.string() + ": " + errno_text(errno));
+  result.resumed_from = offset;
+  FileSink sink(fd.get());
+
+  const auto start = Clock::now();
+  const auto deadline = start + request.deadline;
+  DownloadProgress progress("release download", request.progress_interval,
+                            request.progress_bar && ::isatty(STDERR_FILENO));
+  std::string last_failure;
+  std::optional<std::string> final_digest;
+  int failures = 0;
+
+  auto restart_from_zero = [&] {
+    if (::ftruncate(fd.get(), 0) != 0 || ::lseek(fd.get(), 0, SEEK_SET) < 0)
+      fail("cannot truncate " + partial.string() + ": " + errno_text(errno));
+    offset = 0;
+    sink.discard();
+    result.resumed_from = 0;
+    hasher = std::make_unique<util::Sha256>();
+  };
+
+  for (;;) {
+    if (request.cancel && request.cancel->load()) throw Error(ExitCode::kInterrupted, "release download interrupted");
+    const auto now = Clock::now();
+    if (now >= deadline)
+      fail(fmt::format("release download from {} did not finish within {} s{}", request.url,
+                       std::chrono::duration_cast<std::chrono::seconds>(request.deadline).count(),
+                       last_failure.empty() ? "" : " (last problem: " + last_failure + ")"));
+    if (result.attempts >= request.max_attempts)
+      fail(fmt::format("release download from {} failed after {} attempts: {}", request.url, result.attempts,
+                       last_failure));
+    ++result.attempts;
+
+    const std::uint64_t attempt_offset = offset;
+    long status = 0;
+    bool accepting = false;
+    bool space_checked = false;
+    std::string local_error; // disk problems: not worth a retry
+    std::uint64_t expected_total = 0;
+
+    net::HttpRequest req;
+    req.url = request.url;
+    req.connect_timeout = request.connect_timeout;
+    req.total_timeout = std::max(milliseconds(1), std::chrono::duration_cast<milliseconds>(deadline - now));
+    req.low_speed_bytes = request.low_speed_bytes;
+    req.low_speed_window = request.low_speed_window;
+    req.ca_bundle = request.ca_bundle;
+    req.resume_from = attempt_offset;
+    req.on_status = [&](long s) {
+      status = s;
+      accepting = attempt_offset == 0 ? s == 200 : s == 206;
+      return accepting;
+    };
+    req.on_progress = [&](std::uint64_t, std::uint64_t total) {
+      if (total == 0 || space_checked) return;
+      space_checked = true;
+      expected_total = attempt_offset + total;
+      const auto avail = free_bytes(dir);
+      if (avail < total)
+        local_error = fmt::format("not enough disk space in {} for the release: {} more needed, {} free", dir.string(),
+                                  human_bytes(static_cast<double>(total)), human_bytes(static_cast<double>(avail)));
+    };
+    req.on_body = [&](std::string_view chunk) {
+      if (!local_error.empty() || (request.cancel && request.cancel->load())) return false;
+      try {
+        sink.append(chunk);
+      } catch (const std::system_error& e) {
+        local_error = "cannot write " + partial.string() + ": " + e.code().message();
+        return false;
+      }
+      hasher->update(chunk);
+      offset += chunk.size();
+      result.fetched += chunk.size();
+      progress.update(offset, expected_total, result.fetched);
+      return true;
+    };
+
+    if (attempt_offset > 0) spdlog::info("release: requesting {} from byte {}", request.url, attempt_offset);
+    const auto response = http.send(req);
+    // What arrived is good data even when the transfer failed: the next Range starts after it.
+    try {
+      sink.flush();
+    } catch (const std::system_error& e) {
+      fail("cannot write " + partial.string() + ": " + e.code().message());
+    }
+    if (response.ok() && accepting) break;
+    if (response.ok() && response.bytes_received == 0 && status == 0 &&
+        (response.status == 200 || response.status == 206)) {
+      break; // empty body (or nothing left to fetch): nothing reached on_status
+    }
+
+    if (!local_error.empty()) fail(local_error);
+    if (request.cancel && request.cancel->load()) throw Error(ExitCode::kInterrupted, "release download interrupted");
+
+    const long final_status = status != 0 ? status : response.status;
+    const bool range_refused = attempt_offset > 0 && (final_status == 200 || final_status == 416 ||
+                                                      response.error_message.find("byte ranges") != std::string::npos);
+    if (final_status == 416 && !expected.empty()) {
+      // A run that died between the last byte and the rename left a complete file behind.
+      auto digest = hasher->hex_digest();
+      if (digest == expected) {
+        final_digest = std::move(digest);
+        break;
+      }
+      restart_from_zero();
+      last_failure = "the partial file did not match the server's";
+      continue;
+    }
+    if (range_refused) {
+      spdlog::warn("release: the server did not resume at byte {} (HTTP {}); starting over", attempt_offset,
+                   final_status);
+      last_failure = "the server would not resume the download";
+      restart_from_zero();
+      continue;
+    }
+    if (final_status >= 300 && final_status != 206 && final_status != 200) {
+      last_failure = fmt::format("HTTP {} from {}", final_status, request.url);
+      if (!status_is_retryable(final_status)) fail("release download failed: " + last_failure);
+    } else if (response.error == net::TransportError::kTls) {
+      fail(fmt::format("release download failed: TLS problem with {} (CA bundle: {}): {}", request.url,
+                       request.ca_bundle.empty() ? "system default" : request.ca_bundle, response.error_message));
+    } else {
+      last_failure = transport_error_name(response.error) + ": " + response.error_message;
+    }
+
+    ++failures;
+    const auto delay = backoff_delay(request, failures);
+    spdlog::warn("release: attempt {} failed ({}); {} kept, retrying in {:.1f} s", result.attempts, last_failure,
+                 human_bytes(static_cast<double>(offset)), static_cast<double>(delay.count()) / 1000.0);
+    if (Clock::now() + delay >= deadline)
+      fail(fmt::format("release download from {} did not finish within {} s (last problem: {})", request.url,
+                       std::chrono::duration_cast<std::chrono::seconds>(request.deadline).count(), last_failure));
+    interruptible_sleep(delay, request.cancel);
+  }
+  progress.finish();
+
+  if (::fsync(fd.get()) != 0) fail("cannot fsync " + partial.string() + ": " + errno_text(errno));
+  const std::string actual = final_digest ? *final_digest : hasher->hex_digest();
+  if (!expected.empty() && actual != expected) {
+    ::unlink(partial.c_str());
+    fail(fmt::format("release checksum mismatch for {}: expected sha256 {}, got {} ({} bytes); the download was "
+                     "deleted",
+                     request.url, expected, actual, offset));
+  }
+  if (::rename(partial.c_str(), request.target.c_str()) != 0)
+    fail("cannot move the download into place at " + request.target.string() + ": " + errno_text(errno));
+  fsync_directory(dir);
+
+  result.sha256 = actual;
+  result.size = offset;
+  const double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  spdlog::info("release: downloaded {} in {:.1f} s ({}/s, {} attempt{}), sha256 {}",
+               human_bytes(static_cast<double>(result.fetched)), secs,
+               human_bytes(secs > 0 ? static_cast<double>(result.fetched) / secs : 0), result.attempts,
+               result.attempts == 1 ? "" : "s", actual);
+  return result;
+}
+
+} // namespace kb::kasm

@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Builds a fake Kasm release tarball (kasm_release/ with the fake install.sh) for tests,
+optionally with a hostile entry.
+
+  make_release.py --out FILE.tar.gz [--version 1.15.0] [--pad BYTES] [--evil KIND]
+
+KIND: dotdot          an entry kasm_release/../../evil.txt
+      abs-path        an entry named --abs-name (absolute)
+      abs-symlink     a symlink kasm_release/etc -> /etc
+      escape-symlink  a symlink kasm_release/up -> ../../..
+      through-symlink a symlink kasm_release/link -> conf, then kasm_release/link/evil.txt
+Prints the SHA-256 of the tarball on stdout.
+"""
+import argparse
+import hashlib
+import io
+import os
+import random
+import tarfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def add_bytes(tar, name, data, mode=0o644):
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = mode
+    info.mtime = 1700000000
+    tar.addfile(info, io.BytesIO(data))
+
+
+def add_link(tar, name, target, kind=tarfile.SYMTYPE):
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = target
+    info.mode = 0o777
+    info.mtime = 1700000000
+    tar.addfile(info)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--out", required=True)
+    p.add_argument("--version", default="1.15.0")
+    p.add_argument("--pad", type=int, default=0)
+    p.add_argument("--evil", default="")
+    p.add_argument("--abs-name", default="/tmp/kb-evil-abs.txt")
+    a = p.parse_args()
+    with tarfile.open(a.out, "w:gz", format=tarfile.PAX_FORMAT) as tar:
+        dirinfo = tarfile.TarInfo("kasm_release")
+        dirinfo.type = tarfile.DIRTYPE
+        dirinfo.mode = 0o755
+        tar.addfile(dirinfo)
+        with open(os.path.join(HERE, "kasm_release", "install.sh"), "rb") as f:
+            add_bytes(tar, "kasm_release/install.sh", f.read(), 0o755)
+        add_bytes(tar, "kasm_release/VERSION", (a.version + "\n").encode())
+        add_bytes(tar, "kasm_release/conf/app/agent.app.config.yaml.template", b"agent: {}\n")
+        # A legitimate relative symlink, as real releases may carry.
+        add_link(tar, "kasm_release/RELEASE", "VERSION")
+        if a.pad:
+            # Incompressible, so the archive really is about this big.
+            rnd = random.Random(42)
+            add_bytes(tar, "kasm_release/padding.bin", rnd.randbytes(a.pad))
+        if a.evil == "dotdot":
+            add_bytes(tar, "kasm_release/../../evil.txt", b"escaped\n")
+        elif a.evil == "abs-path":
+            add_bytes(tar, a.abs_name, b"escaped\n")
+        elif a.evil == "abs-symlink":
+            add_link(tar, "kasm_release/etc", "/etc")
+        elif a.evil == "escape-symlink":
+            add_link(tar, "kasm_release/up", "../../..")
+        elif a.evil == "through-symlink":
+            add_link(tar, "kasm_release/link", "conf")
+            add_bytes(tar, "kasm_release/link/evil.txt", b"through a symlink\n")
+        elif a.evil:
+            raise SystemExit("unknown --evil " + a.evil)
+    with open(a.out, "rb") as f:
+        print(hashlib.sha256(f.read()).hexdigest())
+
+
+if __name__ == "__main__":
+    main()
