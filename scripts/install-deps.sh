@@ -21,6 +21,8 @@ test_pkgs=(
   python3 iproute2 openssl util-linux procps
   # swap tests: loop filesystems of each kind a swap file may land on, file(1) reads headers
   e2fsprogs xfsprogs btrfs-progs file
+  # release download bench (bench/download.sh): the wget baseline and GNU time for peak RSS
+  wget time
   # Docker tests: a real Docker Engine and the static busybox of the offline test image
   docker.io busybox-static
 )
