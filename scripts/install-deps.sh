@@ -18,7 +18,7 @@ build_pkgs=(
 # Tools the tests run against: fake servers (python3), network namespaces (iproute2),
 # test certificates (openssl), swap header read-back (util-linux), a real Docker Engine.
 test_pkgs=(
-  python3 iproute2 openssl util-linux procps
+  python3 iproute2 openssl util-linux procps mount curl
   # swap tests: loop filesystems of each kind a swap file may land on, file(1) reads headers
   e2fsprogs xfsprogs btrfs-progs file
   # release download bench (bench/download.sh): the wget baseline and GNU time for peak RSS
