@@ -34,6 +34,9 @@ section "tests: asan preset"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --preset asan -j"$jobs"
 
+section "fuzz: libFuzzer targets, ${KB_FUZZ_SECONDS:-20} s each (clang, ASan + UBSan)"
+scripts/fuzz.sh "${KB_FUZZ_SECONDS:-20}"
+
 if [[ -x scripts/test-release.sh ]]; then
   section "release engineering: static binary, packer, cloud-init templates, .deb"
   scripts/test-release.sh

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <istream>
@@ -222,6 +223,43 @@ std::string normalise_text(std::string_view key, std::string value) {
   return value;
 }
 
+// Environment variables, flags and files of a config directory are raw bytes; JSON text
+// is already checked by the parser. Everything downstream (JSON output, the state file,
+// the agent's YAML config) needs UTF-8, so reject other bytes here, naming the key.
+bool valid_utf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t len = 0;
+    std::uint32_t cp = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      len = 2;
+      cp = c & 0x1Fu;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3;
+      cp = c & 0x0Fu;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4;
+      cp = c & 0x07u;
+    } else {
+      return false;
+    }
+    if (s.size() - i < len) return false;
+    for (std::size_t k = 1; k < len; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3Fu);
+    }
+    static constexpr std::uint32_t kMinForLength[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMinForLength[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += len;
+  }
+  return true;
+}
+
 const std::regex& template_pattern() {
   static const std::regex pattern(R"(\{[A-Za-z_][A-Za-z0-9_]*\})");
   return pattern;
@@ -331,6 +369,16 @@ LoadedConfig load(const LoadInputs& inputs) {
     auto value = coerce(spec, rv, why);
     if (!value) {
       result.problems.push_back({std::string(spec.name), rv.origin, why});
+      continue;
+    }
+    bool utf8 = true;
+    if (value->is_string()) utf8 = valid_utf8(value->get<std::string>());
+    if (value->is_array())
+      for (const auto& item : *value)
+        utf8 = utf8 && valid_utf8(item.get<std::string>());
+    if (!utf8) {
+      result.problems.push_back(
+          {std::string(spec.name), rv.origin, "is not valid UTF-8 text (check the file's encoding)"});
       continue;
     }
     // An unrendered "{server_id}" means Kasm never rendered the startup script.

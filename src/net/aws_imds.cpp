@@ -22,21 +22,30 @@ std::string disabled_message(const std::string& what) {
                 "(HttpEndpoint=disabled), or the request was refused by policy";
 }
 
-bool plausible_token(const std::string& token) {
+} // namespace
+
+bool plausible_imds_token(std::string_view token) {
   return !token.empty() && token.size() <= 512 &&
          std::all_of(token.begin(), token.end(), [](unsigned char c) { return c > 0x20 && c < 0x7F; });
 }
 
-std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+std::string imds_first_line(std::string_view text) { return std::string(text.substr(0, text.find('\n'))); }
 
-} // namespace
+std::string imds_mac(std::string_view body) {
+  const auto m = imds_first_line(body);
+  const bool looks_like_mac =
+      m.size() == 17 && std::all_of(m.begin(), m.end(), [](unsigned char c) { return std::isxdigit(c) || c == ':'; });
+  if (!looks_like_mac)
+    throw SourceError("IMDS answered 'mac' with '" + quote_for_message(m) + "', which is not a MAC address");
+  return m;
+}
 
 void AwsImds::fetch_token() {
   const auto reply = client_.request("PUT", kTokenPath, {kTokenTtlHeader});
   const std::string what = "the IMDSv2 token request";
   switch (reply.kind) {
   case Kind::kOk:
-    if (!plausible_token(reply.body()))
+    if (!plausible_imds_token(reply.body()))
       throw SourceError(what + " (PUT " + client_.base_url() + kTokenPath +
                         ") answered with something that is not a token: '" + quote_for_message(reply.body()) + "'");
     token_ = reply.body();
@@ -89,7 +98,7 @@ std::optional<std::string> AwsImds::get(std::string_view item) {
 
 std::string AwsImds::private_address() {
   if (auto v4 = get("local-ipv4")) return *v4;
-  if (auto v6 = get("ipv6")) return first_line(*v6);
+  if (auto v6 = get("ipv6")) return imds_first_line(*v6);
   throw SourceError("IMDS has neither local-ipv4 nor ipv6 for this instance (HTTP 404 for both)");
 }
 
@@ -97,12 +106,8 @@ std::string AwsImds::public_address() {
   if (auto v4 = get("public-ipv4")) return *v4;
   const auto mac = get("mac");
   if (mac && !mac->empty()) {
-    const auto m = first_line(*mac);
-    const bool looks_like_mac =
-        m.size() == 17 && std::all_of(m.begin(), m.end(), [](unsigned char c) { return std::isxdigit(c) || c == ':'; });
-    if (!looks_like_mac)
-      throw SourceError("IMDS answered 'mac' with '" + quote_for_message(m) + "', which is not a MAC address");
-    if (auto v6 = get("network/interfaces/macs/" + m + "/ipv6s"); v6 && !v6->empty()) return first_line(*v6);
+    const auto m = imds_mac(*mac);
+    if (auto v6 = get("network/interfaces/macs/" + m + "/ipv6s"); v6 && !v6->empty()) return imds_first_line(*v6);
   }
   throw SourceError("this instance has no public IPv4 address (IMDS public-ipv4: HTTP 404) and no IPv6 address; "
                     "launch it with a public IP, or use aws-imds for the private address");

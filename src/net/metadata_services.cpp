@@ -51,8 +51,10 @@ std::string azure_address(const MetadataClient& client) {
 
 std::string oci_address(const MetadataClient& client) {
   const std::string path = "/opc/v2/vnics/";
-  const auto body = get_item(client, path, {"Authorization: Bearer Oracle"});
-  const std::string what = "GET " + client.base_url() + path;
+  return oci_private_ip(get_item(client, path, {"Authorization: Bearer Oracle"}), "GET " + client.base_url() + path);
+}
+
+std::string oci_private_ip(const std::string& body, const std::string& what) {
   const auto doc = nlohmann::json::parse(body, nullptr, false);
   if (doc.is_discarded())
     throw SourceError(what + " answered with something that is not JSON: '" + quote_for_message(body) + "'");

@@ -66,6 +66,7 @@ std::string escape_field(std::string_view raw) {
     switch (c) {
     case ' ': out += "\\040"; break;
     case '\t': out += "\\011"; break;
+    case '\r': out += "\\015"; break; // a field separator to fields() below
     case '\n': out += "\\012"; break;
     case '\\': out += "\\134"; break;
     default: out.push_back(c);

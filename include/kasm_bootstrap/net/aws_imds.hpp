@@ -11,6 +11,15 @@
 
 namespace kb::net {
 
+// The pure parts of reading IMDS answers, apart from the HTTP so they can be fuzzed.
+// A session token is 1-512 printable, space-free ASCII characters; anything else is an
+// answer from something that is not IMDS.
+bool plausible_imds_token(std::string_view token);
+// Multi-valued items (ipv6s, ipv6) list one value per line; the first is the primary.
+std::string imds_first_line(std::string_view text);
+// The MAC address in the answer to 'mac' (aa:bb:cc:dd:ee:ff); throws SourceError otherwise.
+std::string imds_mac(std::string_view body);
+
 class AwsImds {
 public:
   explicit AwsImds(const MetadataClient& client) : client_(client) {}

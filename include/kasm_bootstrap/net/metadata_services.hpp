@@ -15,4 +15,8 @@ std::string azure_address(const MetadataClient& client);
 std::string oci_address(const MetadataClient& client);
 std::string digitalocean_address(const MetadataClient& client);
 
+// The privateIp of the first VNIC in an OCI /opc/v2/vnics/ answer; throws SourceError
+// naming `what` (the request) when the body holds none. Pure, so it can be fuzzed.
+std::string oci_private_ip(const std::string& body, const std::string& what);
+
 } // namespace kb::net
