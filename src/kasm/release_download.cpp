@@ -293,6 +293,7 @@ DownloadResult download_verified(const net::HttpClient& http, const DownloadRequ
     try {
       sink.flush();
     } catch (const std::system_error& e) {
+      ::unlink(partial.c_str()); // a disk too full to finish it: the partial only takes space the machine needs
       fail("cannot write " + partial.string() + ": " + e.code().message());
     }
     if (response.ok() && accepting) break;
@@ -301,7 +302,12 @@ DownloadResult download_verified(const net::HttpClient& http, const DownloadRequ
       break; // empty body (or nothing left to fetch): nothing reached on_status
     }
 
-    if (!local_error.empty()) fail(local_error);
+    if (!local_error.empty()) {
+      // Disk problems are not retried, so the partial could only be resumed once space is
+      // freed; until then it takes space the machine needs.
+      ::unlink(partial.c_str());
+      fail(local_error);
+    }
     if (request.cancel && request.cancel->load()) throw Error(ExitCode::kInterrupted, "release download interrupted");
 
     const long final_status = status != 0 ? status : response.status;

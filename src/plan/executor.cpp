@@ -171,12 +171,18 @@ RunReport Executor::run(Plan& plan, const ExecutorOptions& options) {
     if (r.outcome == Outcome::kPending) {
       r.outcome = Outcome::kNotRun;
       r.message = report.interrupted ? "run interrupted before this step" : "blocked by failed step " + report.failed_step;
+      // An interrupt that lands between steps fails none of them: name the first step it
+      // kept from running, so the console line and sd_notify still say where the run stopped.
+      if (report.interrupted && report.failed_step.empty()) {
+        report.failed_step = r.id;
+        report.failure_message = "interrupted before " + r.id + " started";
+      }
     }
     report.steps.push_back(r);
   }
   if (report.interrupted && report.exit_code == ExitCode::kOk) {
     report.exit_code = ExitCode::kInterrupted;
-    report.failure_message = "interrupted";
+    if (report.failure_message.empty()) report.failure_message = "interrupted";
   }
   if (report.interrupted) report.exit_code = ExitCode::kInterrupted;
   report.duration_ms = ms_since(run_start);

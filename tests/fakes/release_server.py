@@ -2,7 +2,7 @@
 """Fake Kasm release server: serves one file over HTTPS (or HTTP) on loopback, honours
 Range, and misbehaves on request.
 
-  release_server.py --port 0 --file PATH [--cert C --key K] [--fault MODE]
+  release_server.py --port 0 [--bind ADDR] --file PATH [--cert C --key K] [--fault MODE]
                     [--fault-times N] [--drop-at BYTES] [--trickle-rate BPS]
 
 Faults (applied to the first N GET requests, all when N is -1):
@@ -168,6 +168,7 @@ def main():
     global args
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, default=0)
+    p.add_argument("--bind", default="127.0.0.1")
     p.add_argument("--file", required=True)
     p.add_argument("--cert")
     p.add_argument("--key")
@@ -178,7 +179,7 @@ def main():
     p.add_argument("--trickle-rate", type=int, default=20000)
     args = p.parse_args()
 
-    server = Server(("127.0.0.1", args.port), Handler)
+    server = Server((args.bind, args.port), Handler)
     if args.cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(args.cert, args.key)

@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""e2e_run: a full `kasm-bootstrap run` in the fake AWS world registers the agent; a re-run
+is a no-op; a run killed midway (SIGKILL, SIGTERM) resumes without a second download.
+
+  test_run.py --binary PATH [unittest options]     exit 77 (skip) when the world cannot exist
+"""
+import argparse
+import os
+import signal
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import world  # noqa: E402
+from world import AWS_IP, INSTANCE_IP, SERVER_ID, TOKEN  # noqa: E402
+
+W = None
+STEPS = ["preflight", "detect-address", "ensure-swap", "fetch-release", "wait-package-locks", "install-agent",
+         "install-certificates", "verify-health"]
+
+
+
+
+def installer_sleeping(case):
+    return os.path.exists(case.path("/fake-installer/sleep-child.pid"))
+
+
+class HappyPath(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.case = W.new_case("happy")
+        cls.requests_before = W.release_requests()
+        cls.since = time.time()
+        cls.result = cls.case.run()
+        cls.requests_after_first = W.release_requests()
+        cls.status_first = cls.case.status()
+        cls.execs = W.execs(cls.since)
+        cls.served = W.served_certificate_fingerprint()
+        cls.proxy_id = W.docker("inspect", "-f", "{{.Id}}", "kasm_proxy").stdout.strip()
+        cls.rerun = cls.case.run()
+
+    def test_run_succeeds(self):
+        self.assertEqual(self.result.rc, 0, self.result)
+
+    def test_installer_invoked_with_the_right_arguments_token_only_after_M(self):
+        argv = self.case.installer_argv()
+        self.assertEqual(argv, ["-e", "-S", "agent", "-p", INSTANCE_IP, "-m", AWS_IP, "-i", SERVER_ID, "-r", "aws",
+                                "-M", TOKEN, "-H"])
+        env = self.case.read("/fake-installer/env")
+        self.assertNotIn(TOKEN, env, "the token must not be in the installer's environment")
+        self.assertIn("DEBIAN_FRONTEND=noninteractive", env)
+        self.assertIn("DPkg::Lock::Timeout", self.case.read("/fake-installer/apt-config") or "")
+
+    def test_agent_config_written(self):
+        yaml = self.case.read("/opt/kasm/current/conf/app/agent.app.config.yaml")
+        self.assertIsNotNone(yaml)
+        self.assertIn(f"server_id: '{SERVER_ID}'", yaml)
+        self.assertIn(f"public_hostname: '{INSTANCE_IP}'", yaml)
+        self.assertIn(f"- '{AWS_IP}'", yaml)
+
+    def test_configured_certificate_installed_and_served(self):
+        crt = self.case.path("/opt/kasm/current/certs/kasm_nginx.crt")
+        key = self.case.path("/opt/kasm/current/certs/kasm_nginx.key")
+        self.assertEqual(world.fingerprint(crt), W.nginx_fingerprint)
+        self.assertEqual(world.slurp(key), W.nginx_key_pem)
+        st = os.stat(key)
+        self.assertEqual(st.st_mode & 0o777, 0o600)
+        self.assertEqual((st.st_uid, st.st_gid), (1000, 1000), "owner is the kasm user the installer created")
+        self.assertEqual(self.served, W.nginx_fingerprint, "nginx in kasm_proxy serves the configured pair")
+
+    def test_nginx_tested_and_reloaded_in_kasm_proxy(self):
+        self.assertIn("nginx -t", self.execs)
+        self.assertIn("nginx -s reload", self.execs)
+        self.assertLess(self.execs.index("nginx -t"), self.execs.index("nginx -s reload"))
+
+    def test_health_green_and_status_complete(self):
+        st = self.status_first
+        self.assertEqual(st["result"], "success")
+        self.assertEqual(st["exit_code"], 0)
+        self.assertEqual([s["id"] for s in st["steps"]], STEPS)
+        for s in st["steps"]:
+            self.assertIn(s["outcome"], ("done", "satisfied"), s)
+            self.assertIsInstance(s["duration_ms"], (int, float), s)
+        health = st["steps"][-1]["outputs"]
+        for check in ("kasm_agent", "kasm_proxy", "manager"):
+            self.assertEqual(health.get("health." + check), "ok", health)
+        self.assertEqual(W.container_state("kasm_agent"), "running")
+        self.assertEqual(W.container_state("kasm_proxy"), "running")
+
+    def test_sd_notify_ready(self):
+        self.assertIn("READY=1", "\n".join(self.result.notify).split("\n"))
+
+    def test_console_line_says_success(self):
+        self.assertRegex(self.case.console(), r"^kasm-bootstrap \S+: SUCCESS agent " + SERVER_ID + " ready")
+
+    def test_secrets_nowhere_and_nothing_half_written(self):
+        self.assertEqual(self.case.leaks(self.result), [])
+        self.assertEqual(self.case.leaks(self.rerun), [])
+        self.assertEqual(self.case.temp_files(), [])
+
+    def test_one_download(self):
+        self.assertEqual(self.requests_after_first - self.requests_before, 1)
+
+    def test_rerun_is_a_noop(self):
+        self.assertEqual(self.rerun.rc, 0, self.rerun)
+        self.assertEqual(self.case.installer_runs(), 1, "installer not run again")
+        self.assertEqual(W.release_requests(), self.requests_after_first, "no release request on a re-run")
+        self.assertEqual(W.docker("inspect", "-f", "{{.Id}}", "kasm_proxy").stdout.strip(), self.proxy_id)
+        self.assertIn("READY=1", "\n".join(self.rerun.notify).split("\n"))
+
+
+class Interrupted(unittest.TestCase):
+    def interrupted_then_resumed(self, signum):
+        case = W.new_case("kill%d" % signum)
+        case.env["KASM_FAKE_SLEEP"] = "60"
+        before = W.release_requests()
+        first = case.run(signal_when=(installer_sleeping, signum))
+        self.assertEqual(W.release_requests() - before, 1)
+        state = case.state()
+        self.assertIsNotNone(state, "state.json survives the interruption")
+        del case.env["KASM_FAKE_SLEEP"]
+        second = case.run()
+        self.assertEqual(second.rc, 0, second)
+        self.assertEqual(W.release_requests() - before, 1, "the resumed run does not download again")
+        self.assertEqual(case.installer_runs(), 2)
+        self.assertEqual(case.status()["result"], "success")
+        self.assertIn("SUCCESS", case.console().splitlines()[-1])
+        self.assertEqual(W.container_state("kasm_proxy"), "running")
+        for r in (first, second):
+            self.assertEqual(case.leaks(r), [])
+        self.assertEqual(case.temp_files(), [])
+        return case, first
+
+    def test_sigkill_during_install_then_rerun_resumes(self):
+        case, first = self.interrupted_then_resumed(signal.SIGKILL)
+        self.assertEqual(first.rc, -signal.SIGKILL)
+
+    def test_sigterm_during_install_exits_12_then_rerun_resumes(self):
+        case = W.new_case("term-check")
+        case.env["KASM_FAKE_SLEEP"] = "60"
+        first = case.run(signal_when=(installer_sleeping, signal.SIGTERM))
+        self.assertEqual(first.rc, 12, first)
+        self.assertEqual(first.strays, [], "SIGTERM stops the installer's whole process group")
+        st = case.status()
+        self.assertEqual(st["exit_code"], 12)
+        failed = [s["id"] for s in st["steps"] if s["outcome"] not in ("done", "satisfied", "pending", "skipped")]
+        self.assertIn("install-agent", failed, st)
+        self.assertIn("FAILED at step install-agent", case.console())
+        self.assertEqual(case.leaks(first), [])
+        case2, first2 = self.interrupted_then_resumed(signal.SIGTERM)
+        self.assertEqual(first2.rc, 12)
+
+
+def run_tests(w):
+    global W
+    W = w
+    argv = [sys.argv[0]] + REST
+    prog = unittest.main(argv=argv, exit=False, verbosity=2)
+    return 0 if prog.result.wasSuccessful() else 1
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary", required=True)
+    ns, REST = ap.parse_known_args()
+    world.main_or_skip(ns.binary, run_tests)
