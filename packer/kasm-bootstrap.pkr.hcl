@@ -88,17 +88,20 @@ build {
   }
 
   # Pre-baked fast path (DESIGN.md §5): Docker, the release and its service images
-  # installed but not started, so a boot only does the per-instance parts.
-  # NOTE: `kasm-bootstrap prebake` does not exist yet; keep baked=false until it does.
+  # installed but not started (install.sh -D, placeholder registration values, the
+  # installer's nginx key removed), recorded in /etc/kasm-bootstrap/bake.json. At boot
+  # `run` sees the manifest and only does the per-instance parts.
   provisioner "shell" {
     execute_command = "chmod +x {{ .Path }}; sudo -n -E env {{ .Vars }} bash {{ .Path }}"
     environment_vars = [
       "KB_BAKED=${var.baked}",
+      "KB_SERVICE_IMAGES=${var.service_images}",
     ]
     inline = [
       "set -euo pipefail",
       "if [ \"$KB_BAKED\" != true ]; then echo '==> baked=false: skipping kasm-bootstrap prebake'; exit 0; fi",
       "echo '==> baked=true: kasm-bootstrap prebake'",
+      "if [ -n \"$KB_SERVICE_IMAGES\" ]; then export KASM_BOOTSTRAP_SERVICE_IMAGES=\"$KB_SERVICE_IMAGES\"; fi",
       "kasm-bootstrap prebake --config /etc/kasm-bootstrap/config.json",
     ]
   }

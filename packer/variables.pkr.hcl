@@ -79,5 +79,11 @@ variable "swap_size" {
 variable "baked" {
   type        = bool
   default     = false
-  description = "Pre-baked fast path: also install Docker, the release and its service images at build time (kasm-bootstrap prebake; not implemented yet)."
+  description = "Pre-baked fast path: also install Docker, the release and its service images at build time (kasm-bootstrap prebake); instances then take the fast path at boot."
+}
+
+variable "service_images" {
+  type        = string
+  default     = ""
+  description = "baked=true only: path ON THE BUILD INSTANCE of Kasm's offline service images tarball, passed to install.sh -s (empty = the installer pulls them)."
 }

@@ -110,7 +110,11 @@ int main(int argc, char** argv, std::istream& in, std::ostream& out) {
   auto* detect = app.add_subcommand("detect-address", "print the agent address and the source that gave it");
   auto* swap = app.add_subcommand("swap", "make sure swap is on, and nothing else");
   auto* health = app.add_subcommand("health", "re-check an installed agent: exit 0 healthy, 10 otherwise");
-  for (auto* sub : {run, plan, detect, swap, health}) add_common_options(*sub, opts);
+  auto* prebake = app.add_subcommand(
+      "prebake", "image build: install the release with install.sh -D and placeholders, for the fast path at boot");
+  for (auto* sub : {run, plan, detect, swap, health, prebake}) add_common_options(*sub, opts);
+  prebake->add_flag("--dry-run,-n", opts.dry_run, "print the plan; change nothing");
+  prebake->add_flag("--force", opts.force, "re-apply every step, even those an earlier prebake completed");
   run->add_flag("--dry-run,-n", opts.dry_run, "print the plan; change nothing");
   run->add_flag("--force", opts.force, "re-apply every step, even those an earlier run completed");
   swap->add_flag("--dry-run,-n", opts.dry_run, "state the decision and the numbers behind it; change nothing");
@@ -141,6 +145,7 @@ int main(int argc, char** argv, std::istream& in, std::ostream& out) {
     }
     if (name == "plan") opts.dry_run = true;
     if (name == "run" || name == "plan") return static_cast<int>(command_run(opts, in, output));
+    if (name == "prebake") return static_cast<int>(command_prebake(opts, in, output));
     if (name == "detect-address") return static_cast<int>(command_detect_address(opts, in, output));
     if (name == "swap") return static_cast<int>(command_swap(opts, in, output));
     return static_cast<int>(command_health(opts, in, output));

@@ -86,10 +86,12 @@ std::string dry_run_status(plan::Step& step, const plan::StepContext& ctx, const
   return "would-run";
 }
 
+// `path` says which plan was chosen and why (fast or full path); null for prebake.
 ExitCode print_plan(plan::Plan& plan, const config::LoadedConfig& loaded, Machine& machine,
-                    const CommonOptions& o, Output& output) {
+                    const CommonOptions& o, Output& output, const std::string& state_dir,
+                    const nlohmann::json& path = nullptr) {
   std::atomic<bool> never{false};
-  plan::StateStore state(machine.fs, loaded.config.state_dir, config::fingerprint(loaded.config));
+  plan::StateStore state(machine.fs, state_dir, config::fingerprint(loaded.config));
   if (auto warning = state.load()) spdlog::info("{}", *warning);
   plan::Facts facts;
   for (plan::Step* s : plan.order())
@@ -121,11 +123,14 @@ ExitCode print_plan(plan::Plan& plan, const config::LoadedConfig& loaded, Machin
                      {"config", config::to_json(loaded.config)},
                      {"origins", loaded.origins},
                      {"complete", all_implemented},
+                     {"path", path},
                      {"steps", steps}});
     return ExitCode::kOk;
   }
   output.line(fmt::format("kasm-bootstrap {} plan (dry run: nothing is changed)", kVersion));
   output.line("root: " + machine.fs.root().string());
+  if (!path.is_null())
+    output.line("path: " + path["chosen"].get<std::string>() + " (" + path["reason"].get<std::string>() + ")");
   output.line("configuration:");
   const auto cfg = config::to_json(loaded.config);
   for (const auto& spec : config::keys()) {
@@ -150,10 +155,10 @@ ExitCode print_plan(plan::Plan& plan, const config::LoadedConfig& loaded, Machin
   return ExitCode::kOk;
 }
 
-void print_report(const plan::RunReport& report, Output& output) {
+void print_report(const plan::RunReport& report, Output& output, const std::string& command = "run") {
   if (output.json()) {
     auto doc = plan::to_json(report);
-    doc["command"] = "run";
+    doc["command"] = command;
     output.document(doc);
     return;
   }
@@ -227,14 +232,25 @@ ExitCode command_run(const CommonOptions& o, std::istream& in, Output& output) {
   auto loaded = load_configuration(o, in, config::Purpose::kRun, output, o.dry_run ? "plan" : "run");
   Runtime runtime;
   Machine machine{sys::RootFs(o.root), runtime.processes, runtime.http};
-  auto plan = steps::build_bootstrap_plan();
-  if (o.dry_run) return print_plan(plan, loaded, machine, o, output);
+  // A baked image (DESIGN.md §5) takes the fast path; a damaged or mismatched bake falls
+  // back to the full install, and says why.
+  auto choice = steps::choose_bootstrap_plan(machine.fs, loaded.config);
+  auto& plan = choice.plan;
+  const nlohmann::json path{{"chosen", choice.path}, {"reason", choice.reason}};
+  if (o.dry_run) {
+    if (choice.warn) spdlog::warn("{}", choice.reason);
+    return print_plan(plan, loaded, machine, o, output, loaded.config.state_dir, path);
+  }
 
   install_stop_handlers();
   const auto& config = loaded.config;
   machine.fs.create_directories(config.state_dir, 0700);
   log::add_file(machine.fs.host_path(config.state_dir) / "kasm-bootstrap.log");
   spdlog::info("kasm-bootstrap {} run, root {}", kVersion, machine.fs.root().string());
+  if (choice.warn)
+    spdlog::warn("{}", choice.reason);
+  else
+    spdlog::info("{} path: {}", choice.path, choice.reason);
 
   plan::StateStore state(machine.fs, config.state_dir, config::fingerprint(config));
   if (auto warning = state.load()) spdlog::warn("{}", *warning);
@@ -255,6 +271,32 @@ ExitCode command_run(const CommonOptions& o, std::istream& in, Output& output) {
   if (!config.metrics_file.empty()) executor.add_observer(metrics_observer.emplace(machine.fs, config.metrics_file));
   const auto report = executor.run(plan, plan::ExecutorOptions{o.force, 4});
   print_report(report, output);
+  return report.exit_code;
+}
+
+ExitCode command_prebake(const CommonOptions& o, std::istream& in, Output& output) {
+  auto loaded = load_configuration(o, in, config::Purpose::kPrebake, output, "prebake");
+  Runtime runtime;
+  Machine machine{sys::RootFs(o.root), runtime.processes, runtime.http};
+  auto plan = steps::build_prebake_plan();
+  const auto& config = loaded.config;
+  // Its own state: the image build's clean step removes it, and a booting instance's
+  // `run` must not mistake prebake's steps for its own.
+  const auto state_dir = config.state_dir + "/prebake";
+  if (o.dry_run) return print_plan(plan, loaded, machine, o, output, state_dir);
+
+  install_stop_handlers();
+  machine.fs.create_directories(state_dir, 0700);
+  log::add_file(machine.fs.host_path(state_dir) / "kasm-bootstrap.log");
+  spdlog::info("kasm-bootstrap {} prebake, root {}", kVersion, machine.fs.root().string());
+  plan::StateStore state(machine.fs, state_dir, config::fingerprint(config));
+  if (auto warning = state.load()) spdlog::warn("{}", *warning);
+  if (o.force) state.forget_all();
+  plan::Executor executor(config, machine, state, g_interrupted);
+  plan::LogObserver log_observer;
+  executor.add_observer(log_observer);
+  const auto report = executor.run(plan, plan::ExecutorOptions{o.force, 4});
+  print_report(report, output, "prebake");
   return report.exit_code;
 }
 

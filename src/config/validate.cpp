@@ -109,6 +109,11 @@ void validate(LoadedConfig& loaded, Purpose purpose) {
     check.require("release_url", !c.release_url.empty(), "release URL");
     check.require("release_sha256", !c.release_sha256.empty(), "release checksum");
   }
+  if (purpose == Purpose::kPrebake) {
+    // An image is baked before any instance exists: only the release is known.
+    check.require("release_url", !c.release_url.empty(), "release URL");
+    check.require("release_sha256", !c.release_sha256.empty(), "release checksum");
+  }
   if (registering || purpose == Purpose::kHealth)
     check.require("manager_address", !c.manager_address.empty(), "manager address");
 
@@ -172,7 +177,7 @@ void validate(LoadedConfig& loaded, Purpose purpose) {
     const auto& value = c.*std::get<std::string Config::*>(spec->field);
     if (value.empty() || value.front() != '/') check.problem(key, "must be an absolute path, got '" + value + "'");
   }
-  for (const auto* key : {"console", "metrics_file", "ca_bundle", "manager_ca"}) {
+  for (const auto* key : {"console", "metrics_file", "ca_bundle", "manager_ca", "service_images"}) {
     const auto* spec = find_key(key);
     const auto& value = c.*std::get<std::string Config::*>(spec->field);
     if (!value.empty() && value.front() != '/') check.problem(key, "must be an absolute path, got '" + value + "'");

@@ -206,6 +206,25 @@ void DockerClient::restart_container(std::string_view name, std::chrono::seconds
   if (!r.ok()) fail("restart container " + std::string(name), r);
 }
 
+bool DockerClient::start_container(std::string_view name) const {
+  if (!is_container_ref(name))
+    throw Error(ExitCode::kDocker, "'" + std::string(name) + "' is not a Docker container name or id");
+  const auto r = call("POST", "/containers/" + std::string(name) + "/start", "", timeout_);
+  if (r.transport_ok() && r.status == 304) return false;
+  if (r.transport_ok() && r.status == 404)
+    throw Error(ExitCode::kDocker, "cannot start container " + std::string(name) + ": no such container (Docker Engine at " +
+                                       socket_.string() + ")");
+  if (!r.ok()) fail("start container " + std::string(name), r);
+  return true;
+}
+
+bool DockerClient::ping(std::chrono::milliseconds timeout) const {
+  struct stat st {};
+  if (::stat(socket_.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) return false;
+  const auto r = call("GET", "/_ping", "", timeout);
+  return r.ok() && r.body.rfind("OK", 0) == 0;
+}
+
 std::vector<ContainerSummary> DockerClient::list_containers(bool include_stopped) const {
   const std::string what = "list containers";
   const auto r = call("GET", include_stopped ? "/containers/json?all=1" : "/containers/json", "", timeout_);

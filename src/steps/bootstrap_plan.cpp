@@ -1,6 +1,8 @@
 #include "kasm_bootstrap/steps/steps.hpp"
 
-// The bootstrap plan: which steps, in which order of insertion (ties in the graph keep it).
+#include <spdlog/spdlog.h>
+
+// The plans: which steps, in which order of insertion (ties in the graph keep it).
 namespace kb::steps {
 
 plan::Plan build_bootstrap_plan() {
@@ -14,6 +16,40 @@ plan::Plan build_bootstrap_plan() {
   steps.push_back(make_install_certificates());
   steps.push_back(make_verify_health());
   return plan::Plan(std::move(steps));
+}
+
+// DESIGN.md §5 "Pre-baked fast path": only the per-instance work. No download, no apt,
+// no installer, so the token never reaches a command line.
+plan::Plan build_fast_path_plan(const kasm::BakeManifest& bake) {
+  std::vector<std::unique_ptr<plan::Step>> steps;
+  steps.push_back(make_preflight());
+  steps.push_back(make_detect_address());
+  steps.push_back(make_ensure_swap());
+  steps.push_back(make_ensure_docker());
+  steps.push_back(make_configure_agent(bake));
+  steps.push_back(
+      with_dependencies(with_own_certificate(make_install_certificates()), {id::kConfigureAgent, id::kEnsureDocker}));
+  steps.push_back(make_start_services());
+  steps.push_back(with_dependencies(make_verify_health(), {id::kStartServices}));
+  return plan::Plan(std::move(steps));
+}
+
+plan::Plan build_prebake_plan() {
+  std::vector<std::unique_ptr<plan::Step>> steps;
+  steps.push_back(make_preflight());
+  steps.push_back(make_fetch_release());
+  steps.push_back(make_wait_package_locks());
+  steps.push_back(make_bake_release());
+  return plan::Plan(std::move(steps));
+}
+
+PlanChoice choose_bootstrap_plan(const sys::RootFs& fs, const config::Config& config) {
+  const auto verdict = kasm::inspect_bake(fs, config);
+  if (verdict.state == kasm::BakeState::kUsable)
+    return {build_fast_path_plan(*verdict.manifest), "fast", verdict.reason, false};
+  const bool warn = verdict.state == kasm::BakeState::kUnusable;
+  return {build_bootstrap_plan(), "full", warn ? verdict.reason + "; falling back to the full install" : verdict.reason,
+          warn};
 }
 
 } // namespace kb::steps

@@ -31,6 +31,8 @@ struct CommonOptions {
 };
 
 ExitCode command_run(const CommonOptions& options, std::istream& in, Output& output);
+// Bakes the release into an image: install.sh -D with placeholders, then the manifest.
+ExitCode command_prebake(const CommonOptions& options, std::istream& in, Output& output);
 ExitCode command_detect_address(const CommonOptions& options, std::istream& in, Output& output);
 ExitCode command_swap(const CommonOptions& options, std::istream& in, Output& output);
 ExitCode command_health(const CommonOptions& options, std::istream& in, Output& output);

@@ -43,6 +43,7 @@ struct Config {
   std::vector<std::string> install_args;
   std::int64_t lock_timeout_seconds = 600;
   std::int64_t install_timeout_seconds = 3600;
+  std::string service_images; // offline service images tarball for install.sh -s (prebake)
 
   // Certificates.
   std::string nginx_cert; // PEM; empty = keep the installer's self-signed pair
@@ -51,6 +52,7 @@ struct Config {
 
   // Docker, health and reporting.
   std::string docker_socket = "/var/run/docker.sock";
+  std::int64_t docker_start_timeout_seconds = 120; // fast path: docker.service up and answering
   bool manager_tls_verify = true; // self-signed managers are common: false skips it for the health check only
   std::string manager_ca;
   std::int64_t health_timeout_seconds = 120;

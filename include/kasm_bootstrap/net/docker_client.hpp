@@ -107,6 +107,15 @@ public:
   // Stops and starts the container again (POST /containers/{name}/restart).
   void restart_container(std::string_view name, std::chrono::seconds stop_timeout = std::chrono::seconds(10)) const;
 
+  // Starts a created or stopped container (POST /containers/{name}/start). True when it
+  // was started, false when it was already running (HTTP 304); a missing container is a
+  // kb::Error that says so.
+  bool start_container(std::string_view name) const;
+
+  // True when the engine answers GET /_ping with OK; false (never an error) while the
+  // socket is missing or nothing answers yet, so callers can wait for a starting daemon.
+  bool ping(std::chrono::milliseconds timeout = std::chrono::seconds(2)) const;
+
   const std::filesystem::path& socket() const { return socket_; }
 
 private:

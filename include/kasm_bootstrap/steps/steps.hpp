@@ -2,6 +2,7 @@
 // The bootstrap plan of DESIGN.md §3, and the id of every step in it. Each step lives in
 // its own file under src/steps/; this header is the wiring.
 
+#include "kasm_bootstrap/kasm/bake_manifest.hpp"
 #include "kasm_bootstrap/plan/plan.hpp"
 
 #include <memory>
@@ -17,6 +18,12 @@ inline constexpr std::string_view kWaitPackageLocks = "wait-package-locks";
 inline constexpr std::string_view kInstallAgent = "install-agent";
 inline constexpr std::string_view kInstallCertificates = "install-certificates";
 inline constexpr std::string_view kVerifyHealth = "verify-health";
+// Pre-baked fast path (DESIGN.md §5).
+inline constexpr std::string_view kEnsureDocker = "ensure-docker";
+inline constexpr std::string_view kConfigureAgent = "configure-agent";
+inline constexpr std::string_view kStartServices = "start-services";
+// prebake only.
+inline constexpr std::string_view kBakeRelease = "bake-release";
 } // namespace id
 
 // Output keys steps hand to later steps (plan::Facts).
@@ -36,7 +43,33 @@ std::unique_ptr<plan::Step> make_install_agent();
 std::unique_ptr<plan::Step> make_install_certificates();
 std::unique_ptr<plan::Step> make_verify_health();
 
+// Fast path: docker.service through systemd (or a wait for the socket), the five
+// registration keys of agent.app.config.yaml, and the baked containers started.
+std::unique_ptr<plan::Step> make_ensure_docker();
+std::unique_ptr<plan::Step> make_configure_agent(const kasm::BakeManifest& bake);
+std::unique_ptr<plan::Step> make_start_services();
+// prebake: install.sh -D with placeholder registration values, then the manifest.
+std::unique_ptr<plan::Step> make_bake_release();
+
+// The same step, run after `after` instead of its own dependencies: the fast path
+// reuses install-certificates and verify-health in a graph without install-agent.
+std::unique_ptr<plan::Step> with_dependencies(std::unique_ptr<plan::Step> step, std::vector<std::string_view> after);
+// install-certificates that never keeps the installer's pair: on a baked image that pair
+// was made once for every instance, so a blank nginx_cert means "generate one".
+std::unique_ptr<plan::Step> with_own_certificate(std::unique_ptr<plan::Step> install_certificates);
+
 // The whole job, for `run` and `plan`.
 plan::Plan build_bootstrap_plan();
+plan::Plan build_fast_path_plan(const kasm::BakeManifest& bake);
+plan::Plan build_prebake_plan();
+
+// Which plan `run` uses on this machine, and why (shown by `plan` and logged by `run`).
+struct PlanChoice {
+  plan::Plan plan;
+  std::string path; // "fast" | "full"
+  std::string reason;
+  bool warn = false; // a bake exists but cannot be used
+};
+PlanChoice choose_bootstrap_plan(const sys::RootFs& fs, const config::Config& config);
 
 } // namespace kb::steps

@@ -1,0 +1,167 @@
+// bake-release (prebake, at image build time): run install.sh with -D (installed, not
+// started) and registration values that are obviously placeholders, so no instance can
+// register with them; then drop the installer's nginx key, which every instance made
+// from the image would otherwise share, and record what was baked in the manifest.
+
+#include "kasm_bootstrap/kasm/agent_config.hpp"
+#include "kasm_bootstrap/kasm/bake_manifest.hpp"
+#include "kasm_bootstrap/kasm/certificates.hpp"
+#include "kasm_bootstrap/kasm/installer.hpp"
+#include "kasm_bootstrap/kasm/release_cache.hpp"
+#include "kasm_bootstrap/kasm/release_download.hpp"
+#include "kasm_bootstrap/steps/steps.hpp"
+#include "kasm_bootstrap/system/package_locks.hpp"
+#include "kasm_bootstrap/version.hpp"
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+#include <openssl/rand.h>
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+
+namespace kb::steps {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kPlaceholderServerId = "00000000-0000-0000-0000-000000000000";
+constexpr const char* kPlaceholderAddress = "prebake-placeholder.invalid";
+constexpr const char* kPlaceholderManager = "prebake-placeholder-manager.invalid";
+constexpr const char* kPlaceholderProvider = "prebake-placeholder";
+constexpr const char* kCurrentLink = "/opt/kasm/current";
+
+// A fresh random value per bake: the installer insists on a token, and one that is
+// known (or reused) would be a credential shipped in every image.
+Secret throwaway_token() {
+  unsigned char bytes[16];
+  if (RAND_bytes(bytes, sizeof bytes) != 1) throw Error(ExitCode::kInternal, "OpenSSL RAND_bytes failed");
+  std::string hex = "prebake-throwaway-";
+  for (unsigned char b : bytes)
+    hex += fmt::format("{:02x}", b);
+  return Secret(hex);
+}
+
+kasm::InstallerInvocation invocation_for(const plan::StepContext& ctx, const Secret& token) {
+  const auto& c = ctx.config;
+  const auto& root = ctx.machine.fs;
+  const auto release_dir = ctx.facts.get(out::kReleaseDir).value_or(kasm::release_paths(c).release_dir.string());
+  kasm::InstallerInvocation in;
+  in.install_script = root.host_path(fs::path(release_dir) / "install.sh");
+  in.temp_dir = root.host_path(c.state_dir);
+  in.agent_address = kPlaceholderAddress;
+  in.manager_address = kPlaceholderManager;
+  in.server_id = kPlaceholderServerId;
+  in.provider = kPlaceholderProvider;
+  in.manager_token = &token;
+  // -D: installed, not started; -N: the placeholder manager cannot be reached.
+  in.extra_args = {"-D", "-N"};
+  if (!c.service_images.empty())
+    in.extra_args.insert(in.extra_args.end(), {"-s", root.host_path(c.service_images).string()});
+  in.extra_args.insert(in.extra_args.end(), c.install_args.begin(), c.install_args.end());
+  in.timeout = std::chrono::seconds(c.install_timeout_seconds);
+  in.lock_timeout = std::chrono::seconds(c.lock_timeout_seconds);
+  in.cancel = &ctx.cancelled;
+  return in;
+}
+
+// "/opt/kasm/1.15.0" from the /opt/kasm/current link, relative or absolute.
+std::string installed_version(const sys::RootFs& root) {
+  std::error_code ec;
+  const auto target = fs::read_symlink(root.host_path(kCurrentLink), ec);
+  if (ec)
+    throw Error(ExitCode::kInstall,
+                std::string("install.sh exited 0 but did not link ") + kCurrentLink + ": " + ec.message());
+  auto name = target.lexically_normal().filename();
+  if (name.empty()) name = target.lexically_normal().parent_path().filename();
+  if (name.empty() || name == "." || name == "..")
+    throw Error(ExitCode::kInstall,
+                std::string(kCurrentLink) + " points to '" + target.string() + "', which names no release directory");
+  return name.string();
+}
+
+std::string utc_now() { return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", fmt::gmtime(std::time(nullptr))); }
+
+class BakeRelease final : public plan::Step {
+public:
+  std::string_view id() const override { return id::kBakeRelease; }
+  std::vector<std::string_view> depends_on() const override { return {id::kFetchRelease, id::kWaitPackageLocks}; }
+  ExitCode failure_code() const override { return ExitCode::kInstall; }
+
+  plan::Description describe(const plan::StepContext& ctx) const override {
+    plan::Description d;
+    d.summary = "install Docker and the Kasm agent with install.sh -D (installed, not started) and placeholder "
+                "registration values; record the bake";
+    const Secret shown("prebake-throwaway-token"); // the real one is drawn at apply time
+    d.actions.push_back({"run", sys::describe_command(kasm::installer_argv(invocation_for(ctx, shown))),
+                         "stdin /dev/null; DEBIAN_FRONTEND=noninteractive; a random throw-away token; deadline " +
+                             std::to_string(ctx.config.install_timeout_seconds) + " s"});
+    if (!ctx.config.service_images.empty())
+      d.actions.push_back({"check", ctx.config.service_images, "offline service images tarball exists (-s)"});
+    d.actions.push_back({"remove", "/opt/kasm/<version>/certs/kasm_nginx.key",
+                         "the installer's key would be shared by every instance; each makes its own at boot"});
+    d.actions.push_back({"write", kasm::kBakeManifestPath, "release version, sha256, url, install dir, mode 0644"});
+    return d;
+  }
+
+  std::optional<plan::Outputs> check(const plan::StepContext& ctx) const override {
+    const auto verdict = kasm::inspect_bake(ctx.machine.fs, ctx.config);
+    if (verdict.state != kasm::BakeState::kUsable) return std::nullopt;
+    return plan::Outputs{{"bake_manifest", kasm::kBakeManifestPath},
+                         {"release_version", verdict.manifest->release_version}};
+  }
+
+  plan::Outputs apply(const plan::StepContext& ctx) override {
+    const auto& c = ctx.config;
+    const auto& root = ctx.machine.fs;
+    if (!c.service_images.empty() && !root.exists(c.service_images))
+      throw Error(ExitCode::kInstall, "service_images " + c.service_images + " does not exist (looked at " +
+                                          root.host_path(c.service_images).string() + ")");
+    root.create_directories(c.state_dir, 0700);
+    const auto token = throwaway_token();
+    auto in = invocation_for(ctx, token);
+    in.before_attempt = [&] {
+      sys::LockWaitOptions options;
+      options.timeout = std::chrono::seconds(c.lock_timeout_seconds);
+      options.cancel = &ctx.cancelled;
+      options.on_holder = [](const sys::LockHolder& h) { spdlog::info("waiting for {}", h.describe()); };
+      sys::wait_for_package_locks(root, options);
+    };
+    const auto outcome = kasm::run_installer(ctx.machine.processes, in);
+
+    kasm::BakeManifest m;
+    m.release_version = installed_version(root);
+    m.install_dir = "/opt/kasm/" + m.release_version;
+    m.agent_config = m.install_dir + "/" + kasm::kAgentConfigRelative;
+    const auto yaml = root.read_file(m.agent_config, 4u << 20);
+    if (!yaml) throw Error(ExitCode::kInstall, "install.sh exited 0 but did not write " + m.agent_config);
+    kasm::check_agent_config(*yaml, m.agent_config);
+
+    const auto certs = fs::path(m.install_dir) / "certs";
+    if (const auto cert = root.read_file(certs / kasm::kCertFile))
+      if (const auto leaf = kasm::summarize_certificate(*cert)) m.baked_cert_sha256 = leaf->sha256;
+    if (root.exists(certs / kasm::kKeyFile)) {
+      root.remove(certs / kasm::kKeyFile);
+      spdlog::info("{}: removed the installer's nginx key; every instance makes its own pair at boot", id());
+    }
+    m.nginx_key_removed = !root.exists(certs / kasm::kKeyFile);
+    m.release_sha256 = kasm::normalize_digest(c.release_sha256);
+    m.release_url = c.release_url;
+    m.service_images = c.service_images;
+    m.placeholder_server_id = kPlaceholderServerId;
+    m.kasm_bootstrap_version = kVersion;
+    m.baked_at = utc_now();
+    kasm::write_bake_manifest(root, m);
+    spdlog::info("{}: baked Kasm {} into {}; manifest {}", id(), m.release_version, m.install_dir,
+                 kasm::kBakeManifestPath);
+    return {{"bake_manifest", kasm::kBakeManifestPath},
+            {"release_version", m.release_version},
+            {"installer_attempts", std::to_string(outcome.attempts)}};
+  }
+};
+
+} // namespace
+
+std::unique_ptr<plan::Step> make_bake_release() { return std::make_unique<BakeRelease>(); }
+
+} // namespace kb::steps

@@ -1,0 +1,153 @@
+// The pre-baked fast path end to end with the real binary: `prebake` a root with the
+// fake release, then `run` with fresh registration values against a REAL Docker Engine
+// (tests/fakes/docker_world.sh) holding the baked, stopped containers, and a fake
+// manager over HTTPS. Systemd is not in charge under a test root, so ensure-docker only
+// waits for the socket (the sd-bus path has its own test in bake_systemd_test.cpp).
+
+#include "bake_fixture.hpp"
+#include "cert_fixtures.hpp"
+#include "docker_world.hpp"
+
+#include "kasm_bootstrap/kasm/certificates.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <sys/stat.h>
+
+using namespace kb;
+using namespace kb::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kToken = "tok-fast-path-3b9e71c2d4";
+const std::string kServerId = "7c1d9e20-2a3b-4c5d-8e9f-0a1b2c3d4e5f";
+
+std::string outcome_of(const nlohmann::json& report, const std::string& id) {
+  for (const auto& s : report["steps"])
+    if (s["id"] == id) return s["outcome"];
+  return "(absent)";
+}
+
+} // namespace
+
+TEST_CASE("fast path: a baked root becomes a healthy agent without download or installer", "[bake][docker]") {
+  KB_REQUIRE_DOCKER_WORLD();
+  BakeFixture f;
+  const auto baked = f.prebake();
+  INFO(baked.out + baked.err);
+  REQUIRE(baked.exit_code == 0);
+  const auto manifest = f.manifest();
+  const auto baked_yaml = YAML::LoadFile(f.agent_yaml().string());
+  REQUIRE(f.server.gets().size() == 1);
+
+  DockerWorld world;
+  // What install.sh -D leaves: the containers exist and are stopped.
+  world.docker({"create", "--name", "kasm_agent", "--network", "none", world.image(), "/bin/sleep", "3600"});
+  world.docker({"create", "--name", "kasm_proxy", "--network", "none", world.image()});
+  fs::create_directories(f.root / "var/run");
+  fs::create_symlink(world.socket(), f.root / "var/run/docker.sock");
+  f.dir.write("root/etc/passwd", "root:x:0:0:root:/root:/bin/bash\nkasm:x:1000:1000::/home/kasm:/bin/bash\n");
+  f.dir.write("root/etc/group", "root:x:0:\nkasm:x:1000:\n");
+
+  CertFactory pki(f.dir);
+  const auto manager_pair = pki.self_signed("manager", "127.0.0.1", "IP:127.0.0.1");
+  f.dir.write("root/etc/kasm-bootstrap/manager-ca.pem", manager_pair.cert);
+  FakeServer manager("fake_manager_health.py", {"--cert", pki.path("manager.crt"), "--key", pki.path("manager.key")});
+
+  std::vector<std::string> args{"run",
+                                "--server-id",
+                                kServerId,
+                                "--manager-address",
+                                "127.0.0.1:" + std::to_string(manager.port()),
+                                "--agent-address",
+                                "10.20.30.40",
+                                "--provider",
+                                "aws",
+                                "--swap-size",
+                                "off",
+                                "--manager-ca",
+                                "/etc/kasm-bootstrap/manager-ca.pem",
+                                "--health-timeout-seconds",
+                                "60",
+                                "--output",
+                                "json"};
+  const auto release = f.release_args();
+  args.insert(args.end(), release.begin(), release.end());
+  auto env = f.env();
+  env["KASM_BOOTSTRAP_MANAGER_TOKEN"] = kToken;
+
+  const auto r = run_binary(args, env);
+  INFO(r.out + r.err);
+  REQUIRE(r.exit_code == 0);
+  const auto report = nlohmann::json::parse(r.out);
+  CHECK(report["result"] == "success");
+  // dockerd already answers here, so ensure-docker finds nothing to do.
+  CHECK(outcome_of(report, "ensure-docker") == "satisfied");
+  for (const char* id : {"configure-agent", "install-certificates", "start-services", "verify-health"})
+    CHECK(outcome_of(report, id) == "done");
+  CHECK(outcome_of(report, "install-agent") == "(absent)");
+  CHECK(outcome_of(report, "fetch-release") == "(absent)");
+  CHECK(r.out.find(kToken) == std::string::npos);
+  CHECK(r.err.find(kToken) == std::string::npos);
+  CHECK(read_file(f.root / "var/lib/kasm-bootstrap/kasm-bootstrap.log").find(kToken) == std::string::npos);
+
+  // No download and no installer: the release server saw only prebake's GET.
+  CHECK(f.server.gets().size() == 1);
+  CHECK(f.installer_runs() == 1);
+
+  // Exactly the five keys, with this instance's values.
+  const auto yaml = YAML::LoadFile(f.agent_yaml().string());
+  CHECK(yaml["agent"]["server_id"].as<std::string>() == kServerId);
+  CHECK(yaml["agent"]["public_hostname"].as<std::string>() == "10.20.30.40");
+  CHECK(yaml["agent"]["provider"].as<std::string>() == "aws");
+  REQUIRE(yaml["manager"]["hostnames"].size() == 1);
+  CHECK(yaml["manager"]["hostnames"][0].as<std::string>() == "127.0.0.1:" + std::to_string(manager.port()));
+  CHECK(yaml["manager"]["token"].as<std::string>() == kToken);
+  CHECK(yaml.size() == baked_yaml.size());
+  CHECK(yaml["agent"].size() == baked_yaml["agent"].size());
+  CHECK(yaml["manager"].size() == baked_yaml["manager"].size());
+
+  // This instance's own pair, not the one baked into the image.
+  const auto cert = read_file(f.install_dir() / "certs/kasm_nginx.crt");
+  const auto key = read_file(f.install_dir() / "certs/kasm_nginx.key");
+  const auto leaf = kasm::summarize_certificate(cert);
+  REQUIRE(leaf);
+  CHECK(leaf->sha256 != manifest["baked_cert_sha256"].get<std::string>());
+  CHECK(leaf->organization == kasm::kGeneratedOrganization);
+  CHECK(kasm::check_certificate_pair(cert, key, {"10.20.30.40"}).ok());
+  struct stat st {};
+  REQUIRE(::stat((f.install_dir() / "certs/kasm_nginx.key").c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0600);
+  CHECK(st.st_uid == 1000u);
+
+  // Started through the Engine API, and the manager was asked.
+  CHECK(world.wait_for("kasm_agent", "{{.State.Running}}", "true", std::chrono::seconds(5)));
+  CHECK(world.wait_for("kasm_proxy", "{{.State.Running}}", "true", std::chrono::seconds(5)));
+  CHECK(manager.log().find("GET /api/__healthcheck -> 200") != std::string::npos);
+
+  SECTION("a second run changes nothing") {
+    const auto yaml_text = read_file(f.agent_yaml());
+    const auto again = run_binary(args, env);
+    INFO(again.out + again.err);
+    REQUIRE(again.exit_code == 0);
+    const auto second = nlohmann::json::parse(again.out);
+    for (const char* id : {"configure-agent", "install-certificates", "start-services"})
+      CHECK(outcome_of(second, id) != "done");
+    CHECK(read_file(f.agent_yaml()) == yaml_text);
+    CHECK(read_file(f.install_dir() / "certs/kasm_nginx.crt") == cert);
+    CHECK(f.server.gets().size() == 1);
+  }
+  SECTION("containers already running are fine (304)") {
+    const auto forced = run_binary(
+        [&] {
+          auto a = args;
+          a.push_back("--force");
+          return a;
+        }(),
+        env);
+    INFO(forced.out + forced.err);
+    CHECK(forced.exit_code == 0);
+    CHECK(f.installer_runs() == 1);
+  }
+}
