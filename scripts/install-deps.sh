@@ -25,6 +25,15 @@ test_pkgs=(
   wget time
   # Docker tests: a real Docker Engine and the static busybox of the offline test image
   docker.io busybox-static
+  # startup bench (bench/startup.py): the stock bash script's fuser lock wait
+  psmisc
+  # fuzz targets (scripts/fuzz.sh): clang 14 and its libFuzzer/sanitizer runtimes
+  clang libclang-rt-14-dev
+  # e2e fault suite: packet loss on the release link (iptables statistic where tc netem's
+  # kernel module is missing)
+  iptables
+  # sd-bus test (bake_systemd_test): a private dbus-daemon with a fake systemd1 in Python
+  dbus-daemon python3-dbus python3-gi
 )
 
 pkgs=("${build_pkgs[@]}")
