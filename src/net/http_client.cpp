@@ -42,6 +42,12 @@ size_t on_write(char* data, size_t size, size_t count, void* user) {
         return 0;
       }
     }
+    // libcurl's progress callback can lag behind the first body chunks; a receiver that
+    // checks the expected size (free disk) must hear it before it writes anything.
+    curl_off_t length = -1;
+    if (t->request->on_progress &&
+        curl_easy_getinfo(t->handle, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length) == CURLE_OK && length > 0)
+      t->request->on_progress(0, static_cast<std::uint64_t>(length));
   }
   t->response->bytes_received += n;
   if (t->request->on_body) {

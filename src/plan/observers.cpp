@@ -24,7 +24,8 @@ void LogObserver::on_step_started(const Step& step) { spdlog::info("{}: started"
 void LogObserver::on_step_finished(const StepRecord& r) {
   switch (r.outcome) {
   case Outcome::kFailed:
-    spdlog::error("{}: FAILED after {:.0f} ms ({}): {}", r.id, r.duration_ms, exit_code_name(r.failure_code), r.message);
+    spdlog::error("{}: FAILED after {:.0f} ms ({}): {}", r.id, r.duration_ms, exit_code_name(r.failure_code),
+                  r.message);
     break;
   case Outcome::kWarning:
     spdlog::warn("{}: failed after {:.0f} ms, continuing (not required): {}", r.id, r.duration_ms, r.message);
@@ -36,7 +37,8 @@ void LogObserver::on_step_finished(const StepRecord& r) {
 }
 
 void LogObserver::on_run_finished(const RunReport& report) {
-  if (report.success()) spdlog::info("run finished successfully in {:.0f} ms", report.duration_ms);
+  if (report.success())
+    spdlog::info("run finished successfully in {:.0f} ms", report.duration_ms);
   else
     spdlog::error("run failed at step {} ({}) after {:.0f} ms", report.failed_step.empty() ? "-" : report.failed_step,
                   exit_code_name(report.exit_code), report.duration_ms);
@@ -49,8 +51,9 @@ void StatusFileObserver::on_run_started(const Plan& plan) {
   std::lock_guard lock(mutex_);
   doc_ = {{"version", kVersion}, {"result", "running"}, {"started_at", utc_timestamp()}, {"pid", ::getpid()}};
   doc_["steps"] = nlohmann::json::array();
-  for (const Step* s : plan.order()) doc_["steps"].push_back({{"id", s->id()}, {"outcome", "pending"}});
-  write_locked();
+  for (const Step* s : plan.order())
+    doc_["steps"].push_back({{"id", s->id()}, {"outcome", "pending"}});
+  write_locked(sys::Durability::kAtomicOnly);
 }
 
 void StatusFileObserver::on_step_started(const Step& step) {
@@ -60,7 +63,7 @@ void StatusFileObserver::on_step_started(const Step& step) {
       s["outcome"] = "running";
       s["started_at"] = utc_timestamp();
     }
-  write_locked();
+  write_locked(sys::Durability::kAtomicOnly);
 }
 
 void StatusFileObserver::on_step_finished(const StepRecord& record) {
@@ -72,7 +75,7 @@ void StatusFileObserver::on_step_finished(const StepRecord& record) {
       if (!started.empty()) s["started_at"] = started;
       s["finished_at"] = utc_timestamp();
     }
-  write_locked();
+  write_locked(sys::Durability::kAtomicOnly);
 }
 
 void StatusFileObserver::on_run_finished(const RunReport& report) {
@@ -89,10 +92,10 @@ void StatusFileObserver::on_run_finished(const RunReport& report) {
   write_locked();
 }
 
-void StatusFileObserver::write_locked() {
+void StatusFileObserver::write_locked(sys::Durability durability) {
   try {
     fs_.create_directories(state_dir_, 0700);
-    fs_.write_file_atomic(path(), scrub(doc_.dump(2)) + "\n", 0644);
+    fs_.write_file_atomic(path(), scrub(doc_.dump(2)) + "\n", 0644, std::nullopt, durability);
   } catch (const std::exception& e) {
     spdlog::warn("cannot write status file {}: {}", path().string(), e.what());
   }

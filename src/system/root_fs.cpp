@@ -26,7 +26,8 @@ void fsync_directory(const fs::path& dir) {
 
 } // namespace
 
-AtomicFile::AtomicFile(fs::path host_target, mode_t mode) : target_(std::move(host_target)) {
+AtomicFile::AtomicFile(fs::path host_target, mode_t mode, Durability durability)
+    : target_(std::move(host_target)), durability_(durability) {
   std::string pattern = (target_.parent_path() / ("." + target_.filename().string() + ".tmp.XXXXXX")).string();
   fd_ = ::mkostemp(pattern.data(), O_CLOEXEC);
   if (fd_ < 0) throw_errno("cannot create a temporary file beside", target_);
@@ -61,7 +62,8 @@ void AtomicFile::set_owner(FileOwner owner) {
 }
 
 void AtomicFile::commit() {
-  if (::fsync(fd_) != 0) throw_errno("cannot fsync", target_);
+  const bool durable = durability_ == Durability::kDurable;
+  if (durable && ::fsync(fd_) != 0) throw_errno("cannot fsync", target_);
   if (::close(fd_) != 0) {
     fd_ = -1;
     throw_errno("cannot close", target_);
@@ -69,7 +71,7 @@ void AtomicFile::commit() {
   fd_ = -1;
   if (::rename(temp_.c_str(), target_.c_str()) != 0) throw_errno("cannot rename into place", target_);
   committed_ = true;
-  fsync_directory(target_.parent_path());
+  if (durable) fsync_directory(target_.parent_path());
 }
 
 RootFs::RootFs(fs::path root) : root_(fs::absolute(std::move(root)).lexically_normal()) {
@@ -110,15 +112,16 @@ std::optional<std::string> RootFs::read_file(const fs::path& machine_path, std::
     out.append(buf, static_cast<std::size_t>(n));
     if (out.size() > max_bytes)
       throw std::system_error(EFBIG, std::generic_category(),
-                              "refusing to read more than " + std::to_string(max_bytes) + " bytes from " + path.string());
+                              "refusing to read more than " + std::to_string(max_bytes) + " bytes from " +
+                                  path.string());
   }
   return out;
 }
 
 void RootFs::write_file_atomic(const fs::path& machine_path, std::string_view content, mode_t mode,
-                               std::optional<FileOwner> owner) const {
+                               std::optional<FileOwner> owner, Durability durability) const {
   const auto path = host_path(machine_path);
-  AtomicFile file(path, mode);
+  AtomicFile file(path, mode, durability);
   file.write(content);
   if (owner) file.set_owner(*owner);
   file.commit();
@@ -145,7 +148,8 @@ void RootFs::remove(const fs::path& machine_path) const {
 std::vector<std::string> RootFs::list_directory(const fs::path& machine_path) const {
   std::vector<std::string> names;
   std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(host_path(machine_path), ec)) names.push_back(entry.path().filename());
+  for (const auto& entry : fs::directory_iterator(host_path(machine_path), ec))
+    names.push_back(entry.path().filename());
   std::sort(names.begin(), names.end());
   return names;
 }

@@ -34,7 +34,8 @@ struct HttpRequest {
   // body chunk, so a receiver can refuse an error page or an ignored Range instead of
   // writing it into a download; return false to abort.
   std::function<bool(long status)> on_status;
-  // Called about every 100 ms while bytes flow: (received now, expected total or 0).
+  // Called once before the first body chunk when the length is known, then about every
+  // 100 ms while bytes flow: (received now, expected total or 0).
   std::function<void(std::uint64_t received, std::uint64_t total)> on_progress;
   std::size_t max_buffered_body = 1u << 20; // larger bodies fail instead of eating memory
 };

@@ -30,7 +30,8 @@ public:
   std::filesystem::path path() const { return state_dir_ / "status.json"; }
 
 private:
-  void write_locked();
+  // Snapshots while steps run are only atomic; the final one is also durable.
+  void write_locked(sys::Durability durability = sys::Durability::kDurable);
 
   const sys::RootFs& fs_;
   std::filesystem::path state_dir_;

@@ -20,12 +20,20 @@ struct FileOwner {
   gid_t gid = 0;
 };
 
-// Writes a temporary file beside the target and renames it over the target on commit(),
-// after fsync of file and directory. Destroyed without commit(), it removes the temporary
-// file: a crash or an error never leaves a half-written target.
+// How hard a commit tries. kDurable fsyncs the file and its directory, so the new content
+// survives a power cut. kAtomicOnly just renames: readers still never see a half-written
+// file, but a crash may bring back the previous version. Each fsync costs milliseconds,
+// so progress snapshots that are rewritten moments later (status.json while steps run)
+// use kAtomicOnly; anything a later run relies on (state, config, certificates) stays
+// durable.
+enum class Durability { kDurable, kAtomicOnly };
+
+// Writes a temporary file beside the target and renames it over the target on commit().
+// Destroyed without commit(), it removes the temporary file: a crash or an error never
+// leaves a half-written target.
 class AtomicFile {
 public:
-  AtomicFile(std::filesystem::path host_target, mode_t mode);
+  AtomicFile(std::filesystem::path host_target, mode_t mode, Durability durability = Durability::kDurable);
   AtomicFile(const AtomicFile&) = delete;
   AtomicFile& operator=(const AtomicFile&) = delete;
   ~AtomicFile();
@@ -41,6 +49,7 @@ private:
   std::filesystem::path temp_;
   int fd_ = -1;
   bool committed_ = false;
+  Durability durability_;
 };
 
 class RootFs {
@@ -59,7 +68,8 @@ public:
   std::optional<std::string> read_file(const std::filesystem::path& machine_path,
                                        std::size_t max_bytes = 16u << 20) const;
   void write_file_atomic(const std::filesystem::path& machine_path, std::string_view content, mode_t mode,
-                         std::optional<FileOwner> owner = std::nullopt) const;
+                         std::optional<FileOwner> owner = std::nullopt,
+                         Durability durability = Durability::kDurable) const;
   void create_directories(const std::filesystem::path& machine_path, mode_t mode = 0755) const;
   void remove(const std::filesystem::path& machine_path) const;
   std::vector<std::string> list_directory(const std::filesystem::path& machine_path) const;
