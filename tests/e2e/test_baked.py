@@ -8,7 +8,6 @@ A bake that does not match the configured release falls back to the full install
 
   test_baked.py --binary PATH [unittest options]     exit 77 (skip) when the world cannot exist
 """
-import argparse
 import json
 import os
 import subprocess
@@ -172,16 +171,5 @@ class Fallback(unittest.TestCase):
         self.assertEqual(c.leaks(r), [])
 
 
-def run_tests(w):
-    global W
-    W = w
-    argv = [sys.argv[0]] + REST
-    prog = unittest.main(argv=argv, exit=False, verbosity=2)
-    return 0 if prog.result.wasSuccessful() else 1
-
-
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--binary", required=True)
-    ns, REST = ap.parse_known_args()
-    world.main_or_skip(ns.binary, run_tests)
+    world.run_suite(__name__)

@@ -9,7 +9,6 @@ are degradations (IMDS refusing or absent) must still give the right address.
 
   test_faults.py --binary PATH [unittest options]     exit 77 (skip) when the world cannot exist
 """
-import argparse
 import fcntl
 import os
 import signal
@@ -364,15 +363,5 @@ class Sigterm(FaultCase):
         self.interrupted("termhealth", "verify-health", case)
 
 
-def run_tests(w):
-    global W
-    W = w
-    prog = unittest.main(argv=[sys.argv[0]] + REST, exit=False, verbosity=2)
-    return 0 if prog.result.wasSuccessful() else 1
-
-
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--binary", required=True)
-    ns, REST = ap.parse_known_args()
-    world.main_or_skip(ns.binary, run_tests)
+    world.run_suite(__name__)

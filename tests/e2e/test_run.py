@@ -4,7 +4,6 @@ is a no-op; a run killed midway (SIGKILL, SIGTERM) resumes without a second down
 
   test_run.py --binary PATH [unittest options]     exit 77 (skip) when the world cannot exist
 """
-import argparse
 import os
 import signal
 import sys
@@ -152,16 +151,5 @@ class Interrupted(unittest.TestCase):
         self.assertEqual(first2.rc, 12)
 
 
-def run_tests(w):
-    global W
-    W = w
-    argv = [sys.argv[0]] + REST
-    prog = unittest.main(argv=argv, exit=False, verbosity=2)
-    return 0 if prog.result.wasSuccessful() else 1
-
-
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--binary", required=True)
-    ns, REST = ap.parse_known_args()
-    world.main_or_skip(ns.binary, run_tests)
+    world.run_suite(__name__)

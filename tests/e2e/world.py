@@ -665,3 +665,21 @@ def main_or_skip(binary, run_tests):
     finally:
         w.stop()
     sys.exit(code)
+
+
+def run_suite(module_name):
+    """The `__main__` of a test module: `--binary PATH` plus unittest's own arguments.
+    Sets the module's global W to the world, runs its test cases, exits 0/1 (77 = skip)."""
+    import argparse
+    import unittest
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary", required=True)
+    ns, rest = ap.parse_known_args()
+    module = sys.modules[module_name]
+
+    def run_tests(w):
+        module.W = w
+        prog = unittest.main(module=module, argv=[sys.argv[0]] + rest, exit=False, verbosity=2)
+        return 0 if prog.result.wasSuccessful() else 1
+
+    main_or_skip(ns.binary, run_tests)
