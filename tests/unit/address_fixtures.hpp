@@ -8,8 +8,10 @@
 #include "kasm_bootstrap/config/config.hpp"
 #include "kasm_bootstrap/net/address_chain.hpp"
 #include "kasm_bootstrap/net/http_client.hpp"
+#include "kasm_bootstrap/net/source_error.hpp"
 #include "kasm_bootstrap/system/machine.hpp"
 
+#include <functional>
 #include <string>
 
 namespace kb::test {
@@ -20,6 +22,17 @@ inline int count_of(const std::string& text, const std::string& needle) {
   for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + needle.size()))
     ++n;
   return n;
+}
+
+// The message of the SourceError that f throws; fails the test when it throws none.
+inline std::string source_error(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const net::SourceError& e) {
+    return e.what();
+  }
+  FAIL("no SourceError was thrown");
+  return {};
 }
 
 struct AddressWorld {

@@ -23,16 +23,6 @@ struct Imds {
       : budget(total), client(http, server.url(), budget), imds(client) {}
 };
 
-std::string source_error(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const net::SourceError& e) {
-    return e.what();
-  }
-  FAIL("no SourceError was thrown");
-  return {};
-}
-
 } // namespace
 
 TEST_CASE("imds: with tokens required, the private address comes through a PUT token", "[address][imds]") {

@@ -20,16 +20,6 @@ struct Service {
   explicit Service(const FakeServer& server) : client(http, server.url(), budget) {}
 };
 
-std::string source_error(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const net::SourceError& e) {
-    return e.what();
-  }
-  FAIL("no SourceError was thrown");
-  return {};
-}
-
 } // namespace
 
 TEST_CASE("gcp: the address comes with Metadata-Flavor: Google both ways", "[address][services]") {
