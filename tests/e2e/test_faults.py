@@ -245,9 +245,13 @@ class Installer(FaultCase):
     def test_installer_prompts(self):
         case = W.new_case("instprompt")
         case.env["KASM_FAKE_MODE"] = "prompt"
+        case.config["install_timeout_seconds"] = 3600
         r = case.run()
         self.assert_failed(case, r, 8, "install-agent")
-        self.assertLess(r.seconds, 30, "a prompt fails fast on /dev/null stdin")
+        # The prompt read end-of-file on /dev/null and the installer gave up by itself;
+        # it was not our deadline that ended it (which would take an hour here).
+        self.assertIn("no answer on stdin", case.log())
+        self.assertNotRegex(case.console(), "(?i)timed out|deadline")
 
 
 class Docker(FaultCase):
