@@ -44,6 +44,13 @@ def only_running(step):
     return lambda case: running_steps(list(case.notes)) == {step}
 
 
+def partial_started(case):
+    """Predicate: some release bytes have reached the .partial file in the cache."""
+    cache = case.path(CACHE)
+    return os.path.isdir(cache) and any(f.endswith(".partial") and os.path.getsize(os.path.join(cache, f))
+                                        for f in os.listdir(cache))
+
+
 def installer_sleeping(case):
     return os.path.exists(case.path("/fake-installer/sleep-child.pid"))
 
@@ -205,11 +212,6 @@ class Release(FaultCase):
         case.config["release_url"] = W.release_url()
         fs = case.mount_tmpfs("/var/cache", "6M")
 
-        def partial_started(c):
-            cache = c.path(CACHE)
-            return os.path.isdir(cache) and any(f.endswith(".partial") and os.path.getsize(os.path.join(cache, f))
-                                                for f in os.listdir(cache))
-
         def fill_disk():
             with open(os.path.join(fs, "filler"), "wb") as f:
                 try:
@@ -300,11 +302,12 @@ class Sigterm(FaultCase):
         return case, r, st
 
     def test_sigterm_during_ensure_swap(self):
-        # tmpfs: the swap file is written with zeros (1.5 GiB takes long enough to be
-        # caught), and under --root swapon is never called.
+        # tmpfs: the swap file is written with zeros, and under --root swapon is never
+        # called. 3 GiB takes about 1.5 s here, so even a machine several times faster
+        # is still writing when the 50 ms poll sees the step running.
         case = W.new_case("termswap")
         case.mount_tmpfs("/swapfs", "8G")
-        case.config.update(swap_size="1536M", swap_file="/swapfs/swap.1", swap_required=True)
+        case.config.update(swap_size="3072M", swap_file="/swapfs/swap.1", swap_required=True)
         self.interrupted("termswap", "ensure-swap", case)
         self.assertEqual(os.listdir(case.path("/swapfs")), [], "no partial swap file")
 
@@ -318,7 +321,10 @@ class Sigterm(FaultCase):
         self.addCleanup(W.restart_release)
         case = W.new_case("termfetch")
         case.config["release_url"] = W.release_url()
-        case, r, _ = self.interrupted("termfetch", "fetch-release", case, allow_partial=True)
+        # Wait for bytes on disk, not just "fetch-release: running": a signal before the
+        # first body chunk leaves an empty partial and nothing to resume.
+        downloading = lambda c: only_running("fetch-release")(c) and partial_started(c)
+        case, r, _ = self.interrupted("termfetch", "fetch-release", case, when=downloading, allow_partial=True)
         cache = case.path(CACHE)
         finished = [f for f in os.listdir(cache) if f.endswith(".tar.gz")] if os.path.isdir(cache) else []
         self.assertEqual(finished, [], "no unverified archive under its final name")
