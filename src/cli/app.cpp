@@ -44,7 +44,9 @@ void add_common_options(CLI::App& sub, CommonOptions& o) {
                  "configuration: JSON file, '-' for stdin, or a directory with one file per key");
   sub.add_option("--root", o.root, "treat this directory as / (every path the tool touches is under it)")
       ->capture_default_str();
-  sub.add_option("--output,-o", o.output, "text or json")->check(CLI::IsMember({"text", "json"}))->capture_default_str();
+  sub.add_option("--output,-o", o.output, "text or json")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
   sub.add_flag("--verbose,-v", o.verbose, "debug messages on stderr");
   sub.add_flag("--quiet,-q", o.quiet, "only warnings and errors on stderr");
   auto* group = sub.add_option_group("Configuration keys", "each also settable as KASM_BOOTSTRAP_<KEY> or in --config");
@@ -112,7 +114,8 @@ int main(int argc, char** argv, std::istream& in, std::ostream& out) {
   auto* health = app.add_subcommand("health", "re-check an installed agent: exit 0 healthy, 10 otherwise");
   auto* prebake = app.add_subcommand(
       "prebake", "image build: install the release with install.sh -D and placeholders, for the fast path at boot");
-  for (auto* sub : {run, plan, detect, swap, health, prebake}) add_common_options(*sub, opts);
+  for (auto* sub : {run, plan, detect, swap, health, prebake})
+    add_common_options(*sub, opts);
   prebake->add_flag("--dry-run,-n", opts.dry_run, "print the plan; change nothing");
   prebake->add_flag("--force", opts.force, "re-apply every step, even those an earlier prebake completed");
   run->add_flag("--dry-run,-n", opts.dry_run, "print the plan; change nothing");

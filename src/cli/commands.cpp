@@ -34,7 +34,7 @@ static_assert(std::atomic<bool>::is_always_lock_free, "signal handler needs a lo
 extern "C" void on_stop_signal(int) { g_interrupted.store(true); }
 
 void install_stop_handlers() {
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = on_stop_signal;
   sigemptyset(&sa.sa_mask);
   ::sigaction(SIGTERM, &sa, nullptr);
@@ -64,7 +64,8 @@ config::LoadedConfig load_configuration(const CommonOptions& o, std::istream& in
                      {"exit_code", static_cast<int>(ExitCode::kConfig)},
                      {"problems", problems}});
   }
-  for (const auto& p : loaded.problems) std::cerr << scrub("config error: " + p.to_string()) << '\n';
+  for (const auto& p : loaded.problems)
+    std::cerr << scrub("config error: " + p.to_string()) << '\n';
   std::cerr << loaded.problems.size() << " problem(s) in the configuration; nothing was changed\n";
   throw Error(ExitCode::kConfig, "invalid configuration");
 }
@@ -87,9 +88,8 @@ std::string dry_run_status(plan::Step& step, const plan::StepContext& ctx, const
 }
 
 // `path` says which plan was chosen and why (fast or full path); null for prebake.
-ExitCode print_plan(plan::Plan& plan, const config::LoadedConfig& loaded, Machine& machine,
-                    const CommonOptions& o, Output& output, const std::string& state_dir,
-                    const nlohmann::json& path = nullptr) {
+ExitCode print_plan(plan::Plan& plan, const config::LoadedConfig& loaded, Machine& machine, const CommonOptions& o,
+                    Output& output, const std::string& state_dir, const nlohmann::json& path = nullptr) {
   std::atomic<bool> never{false};
   plan::StateStore state(machine.fs, state_dir, config::fingerprint(loaded.config));
   if (auto warning = state.load()) spdlog::info("{}", *warning);
@@ -104,7 +104,8 @@ ExitCode print_plan(plan::Plan& plan, const config::LoadedConfig& loaded, Machin
     const auto d = s->describe(ctx);
     all_implemented = all_implemented && d.implemented;
     nlohmann::json actions = nlohmann::json::array();
-    for (const auto& a : d.actions) actions.push_back({{"kind", a.kind}, {"target", a.target}, {"detail", a.detail}});
+    for (const auto& a : d.actions)
+      actions.push_back({{"kind", a.kind}, {"target", a.target}, {"detail", a.detail}});
     const auto dep_ids = s->depends_on();
     std::vector<std::string> deps(dep_ids.begin(), dep_ids.end());
     steps.push_back({{"id", s->id()},
@@ -143,7 +144,8 @@ ExitCode print_plan(plan::Plan& plan, const config::LoadedConfig& loaded, Machin
   int n = 0;
   for (const auto& s : steps) {
     std::string deps;
-    for (const auto& d : s["depends_on"]) deps += (deps.empty() ? "" : ", ") + d.get<std::string>();
+    for (const auto& d : s["depends_on"])
+      deps += (deps.empty() ? "" : ", ") + d.get<std::string>();
     output.line(fmt::format("{:>2}. {:<22} [{}]{}", ++n, s["id"].get<std::string>(), s["status"].get<std::string>(),
                             deps.empty() ? "" : "  after " + deps));
     output.line("      " + s["summary"].get<std::string>());
@@ -163,8 +165,8 @@ void print_report(const plan::RunReport& report, Output& output, const std::stri
     return;
   }
   for (const auto& s : report.steps)
-    output.line(fmt::format("  {:<22} {:<10} {:>8.0f} ms  {}", s.id, plan::outcome_name(s.outcome), s.duration_ms,
-                            s.message));
+    output.line(
+        fmt::format("  {:<22} {:<10} {:>8.0f} ms  {}", s.id, plan::outcome_name(s.outcome), s.duration_ms, s.message));
   if (report.success())
     output.line(fmt::format("kasm-bootstrap: success in {:.1f} s", report.duration_ms / 1000));
   else
@@ -188,12 +190,17 @@ ExitCode run_single_step(plan::Step& step, const config::LoadedConfig& loaded, M
     const auto d = step.describe(ctx);
     if (output.json()) {
       nlohmann::json actions = nlohmann::json::array();
-      for (const auto& a : d.actions) actions.push_back({{"kind", a.kind}, {"target", a.target}, {"detail", a.detail}});
-      output.document({{"command", command}, {"dry_run", true}, {"summary", d.summary},
-                       {"implemented", d.implemented}, {"actions", actions}});
+      for (const auto& a : d.actions)
+        actions.push_back({{"kind", a.kind}, {"target", a.target}, {"detail", a.detail}});
+      output.document({{"command", command},
+                       {"dry_run", true},
+                       {"summary", d.summary},
+                       {"implemented", d.implemented},
+                       {"actions", actions}});
     } else {
       output.line(d.summary);
-      for (const auto& a : d.actions) output.line("  " + action_line(a));
+      for (const auto& a : d.actions)
+        output.line("  " + action_line(a));
     }
     return ExitCode::kOk;
   }
@@ -209,7 +216,8 @@ ExitCode run_single_step(plan::Step& step, const config::LoadedConfig& loaded, M
     output.document({{"command", command}, {"result", "success"}, {"already_in_place", already}, {"outputs", outputs}});
   } else {
     if (already) output.line(std::string(step.id()) + ": already in place");
-    for (const auto& [k, v] : outputs) output.line(k + ": " + v);
+    for (const auto& [k, v] : outputs)
+      output.line(k + ": " + v);
   }
   return ExitCode::kOk;
 }

@@ -48,7 +48,8 @@ const std::array kKeys = {
 
 std::size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (std::size_t j = 0; j <= b.size(); ++j)
+    prev[j] = j;
   for (std::size_t i = 1; i <= a.size(); ++i) {
     cur[0] = i;
     for (std::size_t j = 1; j <= b.size(); ++j)
@@ -62,13 +63,15 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
 
 std::string KeySpec::flag() const {
   std::string f = "--";
-  for (char c : name) f += c == '_' ? '-' : c;
+  for (char c : name)
+    f += c == '_' ? '-' : c;
   return f;
 }
 
 std::string KeySpec::env_var() const {
   std::string e = "KASM_BOOTSTRAP_";
-  for (char c : name) e += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  for (char c : name)
+    e += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return e;
 }
 
@@ -82,7 +85,8 @@ const KeySpec* find_key(std::string_view name) {
 
 std::string suggest_key(std::string_view unknown) {
   std::string lowered;
-  for (char c : unknown) lowered += c == '-' ? '_' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char c : unknown)
+    lowered += c == '-' ? '_' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   std::string best;
   std::size_t best_distance = 4; // further than 3 edits is not a typo
   for (const auto& k : kKeys) {

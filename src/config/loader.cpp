@@ -394,7 +394,8 @@ LoadedConfig load(const LoadInputs& inputs) {
     bool rendered = true;
     if (value->is_string()) rendered = check_template(value->get<std::string>());
     if (value->is_array())
-      for (const auto& item : *value) rendered = check_template(item.get<std::string>()) && rendered;
+      for (const auto& item : *value)
+        rendered = check_template(item.get<std::string>()) && rendered;
     if (!rendered) continue;
 
     Config& c = result.config;

@@ -85,8 +85,8 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
 }
 
 bool is_address_source(std::string_view source) {
-  static constexpr std::array kSources = {"auto", "aws-imds", "aws-imds-public", "gcp", "azure", "oci",
-                                          "digitalocean", "route", "first-global"};
+  static constexpr std::array kSources = {"auto", "aws-imds",     "aws-imds-public", "gcp",         "azure",
+                                          "oci",  "digitalocean", "route",           "first-global"};
   if (source.rfind("interface:", 0) == 0) return source.size() > 10;
   return std::find(kSources.begin(), kSources.end(), source) != kSources.end();
 }
@@ -128,9 +128,8 @@ void validate(LoadedConfig& loaded, Purpose purpose) {
       check.problem("manager_address", "'" + c.manager_address + "' is not a host name or IP address");
   }
 
-  if (!c.server_id.empty() && !std::all_of(c.server_id.begin(), c.server_id.end(), [](unsigned char ch) {
-        return std::isalnum(ch) || ch == '-' || ch == '_';
-      }))
+  if (!c.server_id.empty() && !std::all_of(c.server_id.begin(), c.server_id.end(),
+                                           [](unsigned char ch) { return std::isalnum(ch) || ch == '-' || ch == '_'; }))
     check.problem("server_id", "'" + c.server_id + "' is not a server id (letters, digits and '-' only)");
 
   if (!c.agent_address.empty()) {
@@ -164,8 +163,8 @@ void validate(LoadedConfig& loaded, Purpose purpose) {
       check.problem("release_url", "scheme '" + scheme + "' is not supported; use https");
   }
   if (!c.release_sha256.empty() && !is_sha256_hex(c.release_sha256))
-    check.problem("release_sha256", "expected 64 hexadecimal characters, got " +
-                                        std::to_string(c.release_sha256.size()) + " characters");
+    check.problem("release_sha256",
+                  "expected 64 hexadecimal characters, got " + std::to_string(c.release_sha256.size()) + " characters");
 
   if (c.swap_size != "auto" && c.swap_size != "off" && !parse_size(c.swap_size))
     check.problem("swap_size", "'" + c.swap_size + "' is not auto, off, 0, or a size like 512M or 8G");
@@ -208,8 +207,10 @@ void validate(LoadedConfig& loaded, Purpose purpose) {
     if (!c.external_fqdn.empty()) names.push_back(c.external_fqdn);
     if (!c.agent_address.empty()) names.push_back(c.agent_address);
     const auto verdict = kasm::check_certificate_pair(c.nginx_cert, c.nginx_key.reveal(), names);
-    for (const auto& e : verdict.errors) check.problem(e.key, e.message);
-    for (const auto& w : verdict.warnings) spdlog::warn("config: {} {}", w.key, w.message);
+    for (const auto& e : verdict.errors)
+      check.problem(e.key, e.message);
+    for (const auto& w : verdict.warnings)
+      spdlog::warn("config: {} {}", w.key, w.message);
   }
   if (has_cert && c.generate_self_signed)
     check.problem("generate_self_signed",

@@ -212,8 +212,8 @@ bool DockerClient::start_container(std::string_view name) const {
   const auto r = call("POST", "/containers/" + std::string(name) + "/start", "", timeout_);
   if (r.transport_ok() && r.status == 304) return false;
   if (r.transport_ok() && r.status == 404)
-    throw Error(ExitCode::kDocker, "cannot start container " + std::string(name) + ": no such container (Docker Engine at " +
-                                       socket_.string() + ")");
+    throw Error(ExitCode::kDocker, "cannot start container " + std::string(name) +
+                                       ": no such container (Docker Engine at " + socket_.string() + ")");
   if (!r.ok()) fail("start container " + std::string(name), r);
   return true;
 }

@@ -41,15 +41,15 @@ std::string_view outcome_name(Outcome outcome) {
 nlohmann::json to_json(const StepRecord& r) {
   nlohmann::json j{{"id", r.id}, {"outcome", outcome_name(r.outcome)}, {"duration_ms", r.duration_ms}};
   if (!r.message.empty()) j["message"] = r.message;
-  if (r.outcome == Outcome::kFailed || r.outcome == Outcome::kWarning)
-    j["exit_class"] = exit_code_name(r.failure_code);
+  if (r.outcome == Outcome::kFailed || r.outcome == Outcome::kWarning) j["exit_class"] = exit_code_name(r.failure_code);
   if (!r.outputs.empty()) j["outputs"] = r.outputs;
   return j;
 }
 
 nlohmann::json to_json(const RunReport& report) {
   nlohmann::json steps = nlohmann::json::array();
-  for (const auto& s : report.steps) steps.push_back(to_json(s));
+  for (const auto& s : report.steps)
+    steps.push_back(to_json(s));
   nlohmann::json j{{"result", report.success() ? "success" : "failed"},
                    {"exit_code", static_cast<int>(report.exit_code)},
                    {"exit_class", exit_code_name(report.exit_code)},
@@ -118,7 +118,8 @@ RunReport Executor::run(Plan& plan, const ExecutorOptions& options) {
   bool stop_launching = false;
   RunReport report;
 
-  for (auto& o : observers_) o->on_run_started(plan);
+  for (auto& o : observers_)
+    o->on_run_started(plan);
   for (Step* s : plan.order()) {
     records[s->id()].id = std::string(s->id());
     waiting_on[s->id()] = s->depends_on().size();
@@ -136,7 +137,8 @@ RunReport Executor::run(Plan& plan, const ExecutorOptions& options) {
       ready.pop_front();
       ++running;
       records[step->id()].outcome = Outcome::kRunning;
-      for (auto& o : observers_) o->on_step_started(*step);
+      for (auto& o : observers_)
+        o->on_step_started(*step);
       workers.emplace_back([&, step] {
         StepRecord record = run_one(*step, options);
         std::lock_guard guard(mutex);
@@ -153,7 +155,8 @@ RunReport Executor::run(Plan& plan, const ExecutorOptions& options) {
           report.failure_message = record.message;
           report.exit_code = record.failure_code;
         }
-        for (auto& o : observers_) o->on_step_finished(record);
+        for (auto& o : observers_)
+          o->on_step_finished(record);
         records[step->id()] = std::move(record);
         --running;
         changed.notify_all();
@@ -170,7 +173,8 @@ RunReport Executor::run(Plan& plan, const ExecutorOptions& options) {
     StepRecord& r = records[s->id()];
     if (r.outcome == Outcome::kPending) {
       r.outcome = Outcome::kNotRun;
-      r.message = report.interrupted ? "run interrupted before this step" : "blocked by failed step " + report.failed_step;
+      r.message =
+          report.interrupted ? "run interrupted before this step" : "blocked by failed step " + report.failed_step;
       // An interrupt that lands between steps fails none of them: name the first step it
       // kept from running, so the console line and sd_notify still say where the run stopped.
       if (report.interrupted && report.failed_step.empty()) {
@@ -186,7 +190,8 @@ RunReport Executor::run(Plan& plan, const ExecutorOptions& options) {
   }
   if (report.interrupted) report.exit_code = ExitCode::kInterrupted;
   report.duration_ms = ms_since(run_start);
-  for (auto& o : observers_) o->on_run_finished(report);
+  for (auto& o : observers_)
+    o->on_run_finished(report);
   return report;
 }
 

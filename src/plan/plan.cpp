@@ -8,7 +8,8 @@ namespace kb::plan {
 
 void Facts::merge(const Outputs& outputs) {
   std::lock_guard lock(mutex_);
-  for (const auto& [k, v] : outputs) values_[k] = v;
+  for (const auto& [k, v] : outputs)
+    values_[k] = v;
 }
 
 std::optional<std::string> Facts::get(const std::string& key) const {

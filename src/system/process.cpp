@@ -26,8 +26,10 @@ std::string quote(const std::string& arg) {
   if (!arg.empty() && arg.find_first_of(" \t\n'\"\\$`!*?[]{}()<>|&;#~") == std::string::npos) return arg;
   std::string out = "'";
   for (char c : arg) {
-    if (c == '\'') out += "'\\''";
-    else out += c;
+    if (c == '\'')
+      out += "'\\''";
+    else
+      out += c;
   }
   return out + "'";
 }
@@ -40,14 +42,16 @@ std::vector<std::string> build_environment(const std::map<std::string, std::stri
     if (eq != std::string_view::npos && overrides.count(std::string(entry.substr(0, eq)))) continue;
     env.emplace_back(entry);
   }
-  for (const auto& [k, v] : overrides) env.push_back(k + "=" + v);
+  for (const auto& [k, v] : overrides)
+    env.push_back(k + "=" + v);
   return env;
 }
 
 std::vector<char*> c_array(std::vector<std::string>& strings) {
   std::vector<char*> out;
   out.reserve(strings.size() + 1);
-  for (auto& s : strings) out.push_back(s.data());
+  for (auto& s : strings)
+    out.push_back(s.data());
   out.push_back(nullptr);
   return out;
 }
@@ -62,7 +66,8 @@ public:
     if (pid_ > 0) {
       ::kill(-pid_, SIGKILL);
       int status = 0;
-      while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {}
+      while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+      }
     }
   }
   pid_t pid() const { return pid_; }
@@ -166,11 +171,13 @@ ProcessResult ProcessRunner::run(const Command& command, const std::atomic<bool>
     if (exited && !pipe_open) break;
 
     const auto now = Clock::now();
-    const bool want_stop = (cancel && cancel->load()) ||
-                           (command.timeout.count() > 0 && now - start >= command.timeout);
+    const bool want_stop =
+        (cancel && cancel->load()) || (command.timeout.count() > 0 && now - start >= command.timeout);
     if (want_stop && !kill_at && !exited) {
-      if (cancel && cancel->load()) result.cancelled = true;
-      else result.timed_out = true;
+      if (cancel && cancel->load())
+        result.cancelled = true;
+      else
+        result.timed_out = true;
       child.signal_group(SIGTERM);
       kill_at = now + command.kill_grace;
     }
@@ -201,8 +208,10 @@ ProcessResult ProcessRunner::run(const Command& command, const std::atomic<bool>
   }
   if (!partial.empty()) emit(partial);
 
-  if (WIFSIGNALED(status)) result.term_signal = WTERMSIG(status);
-  else if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status))
+    result.term_signal = WTERMSIG(status);
+  else if (WIFEXITED(status))
+    result.exit_code = WEXITSTATUS(status);
   // Leftover members of the group (daemons the child started) are not ours to keep.
   if (result.timed_out || result.cancelled) ::kill(-pid, SIGKILL);
   return result;

@@ -26,15 +26,18 @@ public:
   }
   void flush() override {
     std::lock_guard lock(mutex_);
-    for (auto& s : sinks_) s->flush();
+    for (auto& s : sinks_)
+      s->flush();
   }
   void set_pattern(const std::string& pattern) override {
     std::lock_guard lock(mutex_);
-    for (auto& s : sinks_) s->set_pattern(pattern);
+    for (auto& s : sinks_)
+      s->set_pattern(pattern);
   }
   void set_formatter(std::unique_ptr<spdlog::formatter> formatter) override {
     std::lock_guard lock(mutex_);
-    for (auto& s : sinks_) s->set_formatter(formatter->clone());
+    for (auto& s : sinks_)
+      s->set_formatter(formatter->clone());
   }
   void add(spdlog::sink_ptr s) {
     std::lock_guard lock(mutex_);

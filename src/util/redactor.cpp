@@ -32,8 +32,10 @@ void Redactor::add(std::string_view secret) {
   if (whole.find('\n') != std::string::npos) {
     std::string escaped;
     for (char c : whole) {
-      if (c == '\n') escaped += "\\n";
-      else if (c != '\r') escaped += c;
+      if (c == '\n')
+        escaped += "\\n";
+      else if (c != '\r')
+        escaped += c;
     }
     found.push_back(escaped);
     std::size_t start = 0;

@@ -10,8 +10,6 @@ Secret::Secret(std::string value) : value_(std::move(value)) {
   if (!value_.empty()) redactor().add(value_);
 }
 
-void to_json(nlohmann::json& j, const Secret& secret) {
-  j = secret.empty() ? "" : kRedactedMask;
-}
+void to_json(nlohmann::json& j, const Secret& secret) { j = secret.empty() ? "" : kRedactedMask; }
 
 } // namespace kb

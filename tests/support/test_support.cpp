@@ -55,19 +55,21 @@ std::vector<std::string> merged_environment(const std::map<std::string, std::str
     if (extra.count(name)) continue;
     env.push_back(entry);
   }
-  for (const auto& [k, v] : extra) env.push_back(k + "=" + v);
+  for (const auto& [k, v] : extra)
+    env.push_back(k + "=" + v);
   return env;
 }
 
 std::vector<char*> c_strings(std::vector<std::string>& v) {
   std::vector<char*> out;
-  for (auto& s : v) out.push_back(s.data());
+  for (auto& s : v)
+    out.push_back(s.data());
   out.push_back(nullptr);
   return out;
 }
 
-pid_t spawn(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env, int in_fd,
-            int out_fd, int err_fd, bool new_group) {
+pid_t spawn(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env, int in_fd, int out_fd,
+            int err_fd, bool new_group) {
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, in_fd, 0);
@@ -237,7 +239,8 @@ void must_run(const std::vector<std::string>& argv) {
   const auto r = run_process(argv);
   if (r.exit_code != 0) {
     std::string line;
-    for (const auto& a : argv) line += a + " ";
+    for (const auto& a : argv)
+      line += a + " ";
     throw std::runtime_error("setup command failed (" + std::to_string(r.exit_code) + "): " + line + "\n" + r.out +
                              r.err);
   }

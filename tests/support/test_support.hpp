@@ -45,8 +45,7 @@ struct RunResult {
 // Runs argv (argv[0] looked up in PATH when it has no '/'), feeding `stdin_text`, with
 // `env` added to the environment. Stops it after `timeout`.
 RunResult run_process(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {},
-                      const std::string& stdin_text = "",
-                      std::chrono::milliseconds timeout = std::chrono::seconds(60));
+                      const std::string& stdin_text = "", std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
 // The kasm-bootstrap binary under test (KB_BINARY, or $KB_TEST_BINARY to test another
 // build such as the static one).

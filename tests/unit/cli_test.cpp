@@ -41,7 +41,7 @@ PlantedPair planted_pair(const TempDir& dir) {
 
 std::string config_json() {
   nlohmann::json j{{"server_id", "3f6c2a4e-9b1d-4c57-a8e2-6d0f1b7c9e21"},
-                   {"manager_address", "127.0.0.1:9"},  // loopback discard port: nothing leaves this machine
+                   {"manager_address", "127.0.0.1:9"}, // loopback discard port: nothing leaves this machine
                    {"manager_token", kToken},
                    {"provider", "aws"},
                    {"agent_address", "10.1.2.3"},
@@ -175,9 +175,9 @@ TEST_CASE("a planted secret appears on no channel: stdout, stderr, log, status, 
                                  env));
   }
   // The key from stdin, too.
-  results.push_back(run_binary({"plan", "-v", "--root", root.path().string(), "--config", dir.string(),
-                                "--nginx-key-file", "-"},
-                               env, pair.key));
+  results.push_back(
+      run_binary({"plan", "-v", "--root", root.path().string(), "--config", dir.string(), "--nginx-key-file", "-"}, env,
+                 pair.key));
   for (const auto& r : results) {
     INFO(r.out << r.err);
     CHECK(r.exit_code != 1); // no internal error

@@ -1,10 +1,10 @@
 // Configuration layers, precedence and every validation message of DESIGN.md §4.
 
+#include "cert_fixtures.hpp"
 #include "kasm_bootstrap/config/loader.hpp"
 #include "kasm_bootstrap/config/serialize.hpp"
 #include "kasm_bootstrap/config/validate.hpp"
 #include "kasm_bootstrap/system/root_fs.hpp"
-#include "cert_fixtures.hpp"
 #include "test_support.hpp"
 
 #include <sstream>
@@ -42,7 +42,8 @@ std::string problem_for(const LoadedConfig& loaded, const std::string& key) {
   for (const auto& p : loaded.problems)
     if (p.key == key) return p.to_string();
   std::string all;
-  for (const auto& p : loaded.problems) all += p.to_string() + "\n";
+  for (const auto& p : loaded.problems)
+    all += p.to_string() + "\n";
   FAIL("no problem reported for key " << key << "; problems were:\n" << all);
   return {};
 }
@@ -65,20 +66,20 @@ TEST_CASE("layers merge key by key: flags > environment > --config > image defau
   LoadInputs in;
   in.root = &fs;
   in.config_path = config_file.string();
-  in.environment = {{"KASM_BOOTSTRAP_SWAP_SIZE", "8G"}, {"KASM_BOOTSTRAP_PROVIDER", "env-provider"},
-                    {"UNRELATED", "ignored"}};
+  in.environment = {
+      {"KASM_BOOTSTRAP_SWAP_SIZE", "8G"}, {"KASM_BOOTSTRAP_PROVIDER", "env-provider"}, {"UNRELATED", "ignored"}};
   in.flags = {{"provider", "flag-provider"}};
   in.flag_origins = {{"provider", "--provider"}};
 
   const auto loaded = load_and_validate(in);
   REQUIRE(loaded.problems.empty());
   const auto& c = loaded.config;
-  CHECK(c.provider == "flag-provider");                      // flag beats all
-  CHECK(c.swap_size == "8G");                                // env beats file and image
-  CHECK(c.server_id == "abc-1");                             // file only
-  CHECK(c.release_url == "https://image.example/r.tgz");     // image defaults only
+  CHECK(c.provider == "flag-provider");                  // flag beats all
+  CHECK(c.swap_size == "8G");                            // env beats file and image
+  CHECK(c.server_id == "abc-1");                         // file only
+  CHECK(c.release_url == "https://image.example/r.tgz"); // image defaults only
   CHECK(c.cache_dir == "/var/cache/img");
-  CHECK(c.swap_file == "/var/swap.1");                       // built-in default
+  CHECK(c.swap_file == "/var/swap.1"); // built-in default
   CHECK(loaded.origins.at("provider") == "--provider");
   CHECK(loaded.origins.at("swap_size") == "KASM_BOOTSTRAP_SWAP_SIZE");
   CHECK(loaded.origins.at("release_url") == "/etc/kasm-bootstrap/config.json");
@@ -143,7 +144,8 @@ TEST_CASE("input rules: unrendered templates, None, $request_host$, PEM escapes"
     LoadInputs in;
     in.root = &fs;
     in.config_path = root.write("c.json", kValidConfig).string();
-    for (auto& [k, v] : env) in.environment["KASM_BOOTSTRAP_" + k] = v;
+    for (auto& [k, v] : env)
+      in.environment["KASM_BOOTSTRAP_" + k] = v;
     return load_and_validate(in);
   };
 
@@ -176,7 +178,8 @@ TEST_CASE("input rules: unrendered templates, None, $request_host$, PEM escapes"
     const auto pair = certs.self_signed("agent", "agent.example.com", "DNS:agent.example.com");
     auto escape = [](std::string pem) {
       std::string out;
-      for (char ch : pem) out += ch == '\n' ? std::string("\\n") : std::string(1, ch);
+      for (char ch : pem)
+        out += ch == '\n' ? std::string("\\n") : std::string(1, ch);
       return out;
     };
     const auto loaded = with({{"NGINX_CERT", escape(pair.cert)}, {"NGINX_KEY", escape(pair.key)}});

@@ -67,7 +67,8 @@ public:
       throw Error(ExitCode::kInstall, id_ + " failed on purpose");
     }
     if (wait_for_cancel)
-      while (!ctx.cancelled.load()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      while (!ctx.cancelled.load())
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
     if (!input_key.empty()) seen_input = ctx.facts.get(input_key).value_or("<missing>");
     ctx.machine.fs.write_file_atomic("/" + id_, id_, 0644);
     journal_.add("end " + id_);
@@ -162,7 +163,8 @@ TEST_CASE("dependencies run first and independent steps run concurrently", "[pla
   CHECK(w.journal.index("end b") < w.journal.index("start d"));
   CHECK(w.journal.index("end c") < w.journal.index("start d"));
   CHECK(w.step("d").seen_input == "value-of-b");
-  for (const char* f : {"a", "b", "c", "d"}) CHECK(test::read_file(w.root.path() / f) == f);
+  for (const char* f : {"a", "b", "c", "d"})
+    CHECK(test::read_file(w.root.path() / f) == f);
   CHECK(w.status_file()["result"] == "success");
 }
 
@@ -214,18 +216,21 @@ TEST_CASE("the state file resumes an interrupted run and makes a finished run a 
 
     auto third = w.make_plan();
     CHECK(w.run(third).success());
-    for (auto* s : w.steps) CHECK(s->applied == 0);
+    for (auto* s : w.steps)
+      CHECK(s->applied == 0);
   }
   SECTION("--force re-applies everything") {
     auto again = w.make_plan();
     REQUIRE(w.run(again, /*force=*/true).success());
-    for (auto* s : w.steps) CHECK(s->applied == 1);
+    for (auto* s : w.steps)
+      CHECK(s->applied == 1);
   }
   SECTION("a changed configuration starts over") {
     w.config.server_id = "another-server";
     auto again = w.make_plan();
     REQUIRE(w.run(again).success());
-    for (auto* s : w.steps) CHECK(s->applied == 1);
+    for (auto* s : w.steps)
+      CHECK(s->applied == 1);
   }
   SECTION("a damaged state file is ignored, not fatal") {
     std::ofstream(w.root.path() / "var/lib/kasm-bootstrap/state.json") << "{not json";
@@ -240,7 +245,8 @@ TEST_CASE("an interrupt stops new steps and is reported as interrupted", "[plan]
   auto plan = w.make_plan();
   w.step("b").wait_for_cancel = true;
   std::thread interrupter([&] {
-    while (w.journal.index("start b") < 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    while (w.journal.index("start b") < 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
     w.cancelled = true;
   });
   const auto report = w.run(plan);

@@ -120,7 +120,8 @@ TEST_CASE("the redactor masks whole secrets, PEM lines and escaped PEM", "[secre
   r.add("-----BEGIN PRIVATE KEY-----\nAAAABBBBCCCCDDDDEEEEFFFF\nGGGGHHHHIIIIJJJJ\n-----END PRIVATE KEY-----\n");
   r.add("short");
   CHECK(r.scrub("line AAAABBBBCCCCDDDDEEEEFFFF end") == "line **** end");
-  CHECK(r.scrub("-----BEGIN PRIVATE KEY-----\\nAAAABBBBCCCCDDDDEEEEFFFF\\nGGGGHHHHIIIIJJJJ\\n-----END PRIVATE KEY-----") ==
+  CHECK(r.scrub(
+            "-----BEGIN PRIVATE KEY-----\\nAAAABBBBCCCCDDDDEEEEFFFF\\nGGGGHHHHIIIIJJJJ\\n-----END PRIVATE KEY-----") ==
         "****");
   CHECK(r.scrub("a short story") == "a **** story");
   CHECK(r.scrub("-----BEGIN PRIVATE KEY-----") == "-----BEGIN PRIVATE KEY-----");

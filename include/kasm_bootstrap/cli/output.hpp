@@ -15,8 +15,8 @@ public:
   Output(Format format, std::ostream& out) : format_(format), out_(out) {}
   Format format() const { return format_; }
   bool json() const { return format_ == Format::kJson; }
-  void line(std::string_view text);           // text mode only
-  void document(const nlohmann::json& doc);   // json mode only
+  void line(std::string_view text);         // text mode only
+  void document(const nlohmann::json& doc); // json mode only
 
 private:
   Format format_;

@@ -18,8 +18,8 @@ struct Config {
   Secret manager_token;
   std::string provider;
   std::string server_hostname;
-  std::string external_fqdn;   // empty = none (Kasm renders "None")
-  std::string agent_address;   // explicit address; skips detection
+  std::string external_fqdn; // empty = none (Kasm renders "None")
+  std::string agent_address; // explicit address; skips detection
 
   // Address detection.
   std::vector<std::string> address_sources{"auto"};
@@ -29,14 +29,14 @@ struct Config {
   // Swap.
   std::string swap_size = "auto"; // auto | off | 0 | 512M | 8G
   std::string swap_file = "/var/swap.1";
-  bool swap_required = false;     // false: a swap failure is a warning
+  bool swap_required = false; // false: a swap failure is a warning
 
   // Release.
   std::string release_url;
   std::string release_sha256;
   bool allow_insecure_http = false;
   std::string cache_dir = "/var/cache/kasm-bootstrap";
-  std::string ca_bundle;          // empty = first well-known bundle
+  std::string ca_bundle; // empty = first well-known bundle
   std::int64_t download_timeout_seconds = 1800;
 
   // Installer.

@@ -22,16 +22,16 @@ namespace kb::config {
 inline constexpr const char* kImageDefaultsPath = "/etc/kasm-bootstrap/config.json";
 
 struct Problem {
-  std::string key;     // empty for problems with a whole source (unreadable file)
-  std::string origin;  // "--config /tmp/c.json", "KASM_BOOTSTRAP_SWAP_SIZE", "--swap-size"
+  std::string key;    // empty for problems with a whole source (unreadable file)
+  std::string origin; // "--config /tmp/c.json", "KASM_BOOTSTRAP_SWAP_SIZE", "--swap-size"
   std::string message;
   std::string to_string() const;
 };
 
 struct LoadInputs {
-  const sys::RootFs* root = nullptr;         // for the image defaults file
-  std::optional<std::string> config_path;    // host path, directory, or "-"
-  std::istream* stdin_stream = nullptr;      // used when config_path is "-"
+  const sys::RootFs* root = nullptr;              // for the image defaults file
+  std::optional<std::string> config_path;         // host path, directory, or "-"
+  std::istream* stdin_stream = nullptr;           // used when config_path is "-"
   std::map<std::string, std::string> environment; // the process environment (others ignored)
   // key -> value from the command line; `flag_origins` says which flag gave it.
   std::map<std::string, std::string> flags;

@@ -24,10 +24,10 @@ struct HttpRequest {
   // Abort when slower than low_speed_bytes per second for low_speed_window.
   long low_speed_bytes = 0;
   std::chrono::seconds low_speed_window{0};
-  std::string unix_socket;        // host path; speak HTTP over this socket instead of TCP
-  std::string ca_bundle;          // host path; empty = first of the well-known bundles
+  std::string unix_socket; // host path; speak HTTP over this socket instead of TCP
+  std::string ca_bundle;   // host path; empty = first of the well-known bundles
   bool verify_tls = true;
-  std::uint64_t resume_from = 0;  // send "Range: bytes=N-"
+  std::uint64_t resume_from = 0; // send "Range: bytes=N-"
   // Streaming: called with each body chunk instead of buffering; return false to abort.
   std::function<bool(std::string_view chunk)> on_body;
   // Streaming: called once with the final status code (after redirects) before the first
@@ -42,12 +42,12 @@ struct HttpRequest {
 
 enum class TransportError {
   kNone,
-  kConnect,     // refused, unreachable, no route
-  kTimeout,     // connect or overall deadline, or too slow
-  kTls,         // certificate or handshake problem
-  kResolve,     // name did not resolve
-  kAborted,     // on_body returned false, or the body was over max_buffered_body
-  kProtocol,    // garbage instead of HTTP, connection dropped mid-body
+  kConnect,  // refused, unreachable, no route
+  kTimeout,  // connect or overall deadline, or too slow
+  kTls,      // certificate or handshake problem
+  kResolve,  // name did not resolve
+  kAborted,  // on_body returned false, or the body was over max_buffered_body
+  kProtocol, // garbage instead of HTTP, connection dropped mid-body
   kOther,
 };
 
@@ -55,7 +55,7 @@ struct HttpResponse {
   TransportError error = TransportError::kNone;
   std::string error_message; // libcurl's explanation, with the URL
   long status = 0;
-  std::string body;          // empty when on_body streamed it
+  std::string body;                                         // empty when on_body streamed it
   std::vector<std::pair<std::string, std::string>> headers; // names lower-cased
   std::uint64_t bytes_received = 0;
 

@@ -14,12 +14,12 @@ namespace kb::plan {
 enum class Outcome {
   kPending,
   kRunning,
-  kDone,       // applied now
-  kResumed,    // recorded as done by an earlier run
-  kSatisfied,  // check() found the work already in place
-  kWarning,    // failed, but the step is not required
+  kDone,      // applied now
+  kResumed,   // recorded as done by an earlier run
+  kSatisfied, // check() found the work already in place
+  kWarning,   // failed, but the step is not required
   kFailed,
-  kNotRun,     // a dependency failed, or the run was interrupted
+  kNotRun, // a dependency failed, or the run was interrupted
 };
 std::string_view outcome_name(Outcome outcome);
 
@@ -35,7 +35,7 @@ struct StepRecord {
 struct RunReport {
   std::vector<StepRecord> steps; // in plan order
   ExitCode exit_code = ExitCode::kOk;
-  std::string failed_step;       // first required step that failed
+  std::string failed_step; // first required step that failed
   std::string failure_message;
   double duration_ms = 0;
   bool interrupted = false;
@@ -55,7 +55,7 @@ public:
 };
 
 struct ExecutorOptions {
-  bool force = false;     // ignore the state file and re-apply every step
+  bool force = false; // ignore the state file and re-apply every step
   unsigned max_parallel = 4;
 };
 

@@ -17,18 +17,18 @@
 namespace kb::sys {
 
 struct Command {
-  std::vector<std::string> argv;                   // argv[0] is looked up in PATH when it has no '/'
-  std::map<std::string, std::string> env_overrides; // added to (or replacing in) our own environment
-  std::filesystem::path working_dir;               // host path; empty = inherit
-  std::chrono::milliseconds timeout{0};            // 0 = no deadline
-  std::chrono::milliseconds kill_grace{2000};      // SIGTERM -> SIGKILL delay at the deadline
+  std::vector<std::string> argv;                             // argv[0] is looked up in PATH when it has no '/'
+  std::map<std::string, std::string> env_overrides;          // added to (or replacing in) our own environment
+  std::filesystem::path working_dir;                         // host path; empty = inherit
+  std::chrono::milliseconds timeout{0};                      // 0 = no deadline
+  std::chrono::milliseconds kill_grace{2000};                // SIGTERM -> SIGKILL delay at the deadline
   std::function<void(std::string_view line)> on_output_line; // merged stdout and stderr
-  std::size_t tail_lines = 20;                     // kept for error messages
+  std::size_t tail_lines = 20;                               // kept for error messages
 };
 
 struct ProcessResult {
-  int exit_code = -1;    // valid when term_signal == 0
-  int term_signal = 0;   // signal that ended the child, if any
+  int exit_code = -1;  // valid when term_signal == 0
+  int term_signal = 0; // signal that ended the child, if any
   bool timed_out = false;
   bool cancelled = false;
   std::deque<std::string> tail; // last output lines
