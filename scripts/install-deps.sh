@@ -29,6 +29,8 @@ test_pkgs=(
   psmisc
   # fuzz targets (scripts/fuzz.sh): clang 14 and its libFuzzer/sanitizer runtimes
   clang libclang-rt-14-dev
+  # style and static analysis (scripts/lint.sh)
+  clang-format clang-tidy
   # e2e fault suite: packet loss on the release link (iptables statistic where tc netem's
   # kernel module is missing)
   iptables

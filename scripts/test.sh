@@ -4,7 +4,8 @@
 # dockerd) say so and skip when not root.
 #   scripts/test.sh            everything: ci build + tests, ASan/UBSan build + tests,
 #                              release engineering (static binary, packer, templates, .deb)
-#   KB_TEST_QUICK=1 scripts/test.sh   only the ci build and its tests
+#                              and clang-tidy (scripts/lint.sh)
+#   KB_TEST_QUICK=1 scripts/test.sh   only the format check, the ci build and its tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -13,6 +14,9 @@ section() { printf '\n=== %s (%ds) ===\n' "$*" $((SECONDS - start)); }
 
 section "dependencies"
 scripts/install-deps.sh --test
+
+section "lint: clang-format"
+scripts/lint.sh --format
 
 section "build: ci preset (warnings are errors)"
 cmake --preset ci >/dev/null
@@ -36,6 +40,9 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 
 section "fuzz: libFuzzer targets, ${KB_FUZZ_SECONDS:-20} s each (clang, ASan + UBSan)"
 scripts/fuzz.sh "${KB_FUZZ_SECONDS:-20}"
+
+section "lint: clang-tidy over src/ (.clang-tidy)"
+scripts/lint.sh --tidy
 
 if [[ -x scripts/test-release.sh ]]; then
   section "release engineering: static binary, packer, cloud-init templates, .deb"

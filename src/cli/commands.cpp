@@ -217,7 +217,7 @@ ExitCode run_single_step(plan::Step& step, const config::LoadedConfig& loaded, M
   } else {
     if (already) output.line(std::string(step.id()) + ": already in place");
     for (const auto& [k, v] : outputs)
-      output.line(k + ": " + v);
+      output.line(fmt::format("{}: {}", k, v));
   }
   return ExitCode::kOk;
 }
@@ -387,7 +387,7 @@ ExitCode command_swap(const CommonOptions& o, std::istream& in, Output& output) 
   } else {
     if (already) output.line("ensure-swap: already in place");
     for (const auto& [k, v] : outputs)
-      output.line(k + ": " + v);
+      output.line(fmt::format("{}: {}", k, v));
   }
   return ExitCode::kOk;
 }

@@ -3,6 +3,7 @@
 #include "kasm_bootstrap/config/keys.hpp"
 #include "kasm_bootstrap/system/root_fs.hpp"
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -107,7 +108,7 @@ void merge_directory(const fs::path& dir, const std::string& origin, RawConfig& 
   std::sort(files.begin(), files.end());
   for (const auto& file : files) {
     const std::string key = file.filename().string();
-    const std::string file_origin = origin + "/" + key;
+    const std::string file_origin = fmt::format("{}/{}", origin, key);
     if (!find_key(key)) {
       unknown_key(problems, key, file_origin);
       continue;

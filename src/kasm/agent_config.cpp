@@ -2,6 +2,7 @@
 
 #include "kasm_bootstrap/error.hpp"
 #include "kasm_bootstrap/system/root_fs.hpp"
+#include "kasm_bootstrap/util/errno_text.hpp"
 
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
@@ -83,7 +84,7 @@ void rewrite_agent_config_file(const sys::RootFs& fs, const std::string& machine
   if (!text) throw Error(ExitCode::kInstall, machine_path + " does not exist; the baked install is incomplete");
   struct stat st {};
   if (::stat(host.c_str(), &st) != 0)
-    throw Error(ExitCode::kInstall, "cannot stat " + host.string() + ": " + std::strerror(errno));
+    throw Error(ExitCode::kInstall, "cannot stat " + host.string() + ": " + util::errno_text(errno));
   const auto updated = rewrite_agent_config(*text, r, machine_path);
   // The agent reads this file as user kasm: keep the installer's mode and owner.
   sys::AtomicFile file(host, st.st_mode & 07777);

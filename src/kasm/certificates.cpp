@@ -1,6 +1,7 @@
 #include "kasm_bootstrap/kasm/certificates.hpp"
 
 #include "kasm_bootstrap/kasm/openssl_handles.hpp"
+#include "kasm_bootstrap/util/utc_time.hpp"
 
 #include <arpa/inet.h>
 #include <openssl/err.h>
@@ -14,21 +15,12 @@ namespace {
 
 using namespace ossl;
 
-constexpr std::int64_t kExpiryWarningSeconds = 14 * 24 * 3600;
+constexpr std::int64_t kExpiryWarningSeconds = std::int64_t{14} * 24 * 3600;
 
 std::optional<std::int64_t> asn1_epoch(const ASN1_TIME* t) {
   std::tm tm{};
   if (!t || ASN1_TIME_to_tm(t, &tm) != 1) return std::nullopt;
   return static_cast<std::int64_t>(timegm(&tm));
-}
-
-std::string iso_time(std::int64_t epoch) {
-  const auto t = static_cast<std::time_t>(epoch);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 std::string name_line(const X509_NAME* name) {
@@ -64,9 +56,9 @@ CertificateSummary summarize(X509* cert, std::size_t chain_length) {
   s.subject = name_line(X509_get_subject_name(cert));
   s.issuer = name_line(X509_get_issuer_name(cert));
   s.organization = name_entry(X509_get_subject_name(cert), NID_organizationName);
-  if (const auto nb = asn1_epoch(X509_get0_notBefore(cert))) s.not_before = iso_time(*nb);
+  if (const auto nb = asn1_epoch(X509_get0_notBefore(cert))) s.not_before = util::utc_timestamp_from_epoch(*nb);
   if (const auto na = asn1_epoch(X509_get0_notAfter(cert))) {
-    s.not_after = iso_time(*na);
+    s.not_after = util::utc_timestamp_from_epoch(*na);
     s.not_after_epoch = *na;
   }
   s.sha256 = fingerprint(cert);
@@ -200,7 +192,7 @@ CertificateCheck check_certificate_pair(std::string_view cert_pem, std::string_v
   } else {
     if (*not_before > now_epoch)
       warning("nginx_cert", "is not valid before " + s.not_before + "; this machine's clock says " +
-                                iso_time(now_epoch) + " (clients will reject it until then)");
+                                util::utc_timestamp_from_epoch(now_epoch) + " (clients will reject it until then)");
     if (*not_after - now_epoch < kExpiryWarningSeconds) warning("nginx_cert", "expires soon, on " + s.not_after);
   }
 

@@ -25,8 +25,9 @@ DownloadProgress::~DownloadProgress() { clear_bar(); }
 
 void DownloadProgress::clear_bar() {
   if (!bar_visible_) return;
-  std::fputs("\r\033[K", stderr);
-  std::fflush(stderr);
+  // The bar is decoration: a console that cannot be written never fails a download.
+  static_cast<void>(std::fputs("\r\033[K", stderr));
+  static_cast<void>(std::fflush(stderr));
   bar_visible_ = false;
 }
 
@@ -54,9 +55,11 @@ void DownloadProgress::update(std::uint64_t done, std::uint64_t total, std::uint
     const int filled = known ? static_cast<int>(kWidth * static_cast<double>(done) / static_cast<double>(total)) : 0;
     std::string bar(static_cast<std::size_t>(filled), '=');
     bar.resize(kWidth, ' ');
-    std::fprintf(stderr, "\r[%s] %s %s/s%s\033[K", bar.c_str(), human_bytes(static_cast<double>(done)).c_str(),
-                 human_bytes(rate).c_str(), eta >= 0 ? fmt::format(" ETA {:.0f} s", eta).c_str() : "");
-    std::fflush(stderr);
+    const std::string line =
+        fmt::format("\r[{}] {} {}/s{}\033[K", bar, human_bytes(static_cast<double>(done)), human_bytes(rate),
+                    eta >= 0 ? fmt::format(" ETA {:.0f} s", eta) : std::string());
+    static_cast<void>(std::fputs(line.c_str(), stderr));
+    static_cast<void>(std::fflush(stderr));
     bar_visible_ = true;
   }
 }

@@ -3,6 +3,7 @@
 #include "kasm_bootstrap/error.hpp"
 #include "kasm_bootstrap/kasm/download_progress.hpp"
 #include "kasm_bootstrap/system/unique_fd.hpp"
+#include "kasm_bootstrap/util/errno_text.hpp"
 #include "kasm_bootstrap/util/sha256.hpp"
 
 #include <fcntl.h>
@@ -28,10 +29,9 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
+using util::errno_text;
 
 [[noreturn]] void fail(const std::string& message) { throw Error(ExitCode::kRelease, message); }
-
-std::string errno_text(int err) { return std::strerror(err); }
 
 std::string url_scheme(const std::string& url) {
   const auto colon = url.find("://");

@@ -32,7 +32,7 @@ bool plausible_imds_token(std::string_view token) {
 std::string imds_first_line(std::string_view text) { return std::string(text.substr(0, text.find('\n'))); }
 
 std::string imds_mac(std::string_view body) {
-  const auto m = imds_first_line(body);
+  auto m = imds_first_line(body);
   const bool looks_like_mac =
       m.size() == 17 && std::all_of(m.begin(), m.end(), [](unsigned char c) { return std::isxdigit(c) || c == ':'; });
   if (!looks_like_mac)

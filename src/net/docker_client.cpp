@@ -1,6 +1,7 @@
 #include "kasm_bootstrap/net/docker_client.hpp"
 
 #include "kasm_bootstrap/error.hpp"
+#include "kasm_bootstrap/util/errno_text.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -128,7 +129,7 @@ HttpResponse DockerClient::call(const std::string& method, const std::string& pa
     const int err = errno;
     throw Error(ExitCode::kDocker, "Docker Engine socket " + socket_.string() +
                                        (err == ENOENT ? " does not exist (is Docker installed and running?)"
-                                                      : std::string(" is not accessible: ") + std::strerror(err)));
+                                                      : std::string(" is not accessible: ") + util::errno_text(err)));
   }
   if (!S_ISSOCK(st.st_mode))
     throw Error(ExitCode::kDocker, "Docker Engine socket " + socket_.string() + " is not a socket");

@@ -3,6 +3,7 @@
 #include "kasm_bootstrap/net/agent_ip.hpp"
 #include "kasm_bootstrap/net/source_error.hpp"
 #include "kasm_bootstrap/system/unique_fd.hpp"
+#include "kasm_bootstrap/util/errno_text.hpp"
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
@@ -26,7 +27,7 @@ using IfaddrsList = std::unique_ptr<ifaddrs, IfaddrsDeleter>;
 
 IfaddrsList interfaces() {
   ifaddrs* list = nullptr;
-  if (::getifaddrs(&list) != 0) throw SourceError(std::string("cannot list interfaces: ") + std::strerror(errno));
+  if (::getifaddrs(&list) != 0) throw SourceError(std::string("cannot list interfaces: ") + util::errno_text(errno));
   return IfaddrsList(list);
 }
 
@@ -50,19 +51,19 @@ std::string route_source(int family, std::string& problem) {
   const char* name = family == AF_INET ? "IPv4" : "IPv6";
   sys::UniqueFd fd(::socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (!fd) {
-    problem = std::string(name) + ": no socket (" + std::strerror(errno) + ")";
+    problem = std::string(name) + ": no socket (" + util::errno_text(errno) + ")";
     return {};
   }
   if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&target), length) != 0) {
     const int err = errno;
     problem = std::string(name) + ": " +
-              (err == ENETUNREACH ? std::string("no default route") : std::string(std::strerror(err)));
+              (err == ENETUNREACH ? std::string("no default route") : std::string(util::errno_text(err)));
     return {};
   }
   sockaddr_storage local{};
   socklen_t local_length = sizeof local;
   if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&local), &local_length) != 0) {
-    problem = std::string(name) + ": getsockname failed (" + std::strerror(errno) + ")";
+    problem = std::string(name) + ": getsockname failed (" + util::errno_text(errno) + ")";
     return {};
   }
   const auto check = check_agent_address(reinterpret_cast<const sockaddr*>(&local));

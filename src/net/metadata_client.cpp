@@ -2,6 +2,7 @@
 
 #include "kasm_bootstrap/net/agent_ip.hpp"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -33,12 +34,7 @@ bool worth_retrying(long status) {
   return status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
 }
 
-std::string seconds_text(milliseconds d) {
-  const auto s = static_cast<double>(d.count()) / 1000.0;
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.3g s", s);
-  return buf;
-}
+std::string seconds_text(milliseconds d) { return fmt::format("{:.3g} s", static_cast<double>(d.count()) / 1000.0); }
 
 } // namespace
 

@@ -1,23 +1,14 @@
 #include "kasm_bootstrap/plan/observers.hpp"
 
 #include "kasm_bootstrap/util/redactor.hpp"
+#include "kasm_bootstrap/util/utc_time.hpp"
 #include "kasm_bootstrap/version.hpp"
 
 #include <spdlog/spdlog.h>
 
-#include <ctime>
 #include <unistd.h>
 
 namespace kb::plan {
-
-std::string utc_timestamp(std::chrono::system_clock::time_point when) {
-  const std::time_t t = std::chrono::system_clock::to_time_t(when);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 void LogObserver::on_step_started(const Step& step) { spdlog::info("{}: started", step.id()); }
 
@@ -49,7 +40,7 @@ StatusFileObserver::StatusFileObserver(const sys::RootFs& fs, std::filesystem::p
 
 void StatusFileObserver::on_run_started(const Plan& plan) {
   std::lock_guard lock(mutex_);
-  doc_ = {{"version", kVersion}, {"result", "running"}, {"started_at", utc_timestamp()}, {"pid", ::getpid()}};
+  doc_ = {{"version", kVersion}, {"result", "running"}, {"started_at", util::utc_timestamp()}, {"pid", ::getpid()}};
   doc_["steps"] = nlohmann::json::array();
   for (const Step* s : plan.order())
     doc_["steps"].push_back({{"id", s->id()}, {"outcome", "pending"}});
@@ -61,7 +52,7 @@ void StatusFileObserver::on_step_started(const Step& step) {
   for (auto& s : doc_["steps"])
     if (s["id"] == step.id()) {
       s["outcome"] = "running";
-      s["started_at"] = utc_timestamp();
+      s["started_at"] = util::utc_timestamp();
     }
   write_locked(sys::Durability::kAtomicOnly);
 }
@@ -73,7 +64,7 @@ void StatusFileObserver::on_step_finished(const StepRecord& record) {
       const auto started = s.value("started_at", std::string());
       s = to_json(record);
       if (!started.empty()) s["started_at"] = started;
-      s["finished_at"] = utc_timestamp();
+      s["finished_at"] = util::utc_timestamp();
     }
   write_locked(sys::Durability::kAtomicOnly);
 }
@@ -88,7 +79,7 @@ void StatusFileObserver::on_run_finished(const RunReport& report) {
   for (std::size_t i = 0; i < steps.size() && i < summary["steps"].size(); ++i)
     if (steps[i]["outcome"] == "pending") steps[i] = summary["steps"][i];
   doc_["steps"] = steps;
-  doc_["finished_at"] = utc_timestamp();
+  doc_["finished_at"] = util::utc_timestamp();
   write_locked();
 }
 

@@ -1,6 +1,7 @@
 #include "kasm_bootstrap/report/console_observer.hpp"
 
 #include "kasm_bootstrap/system/unique_fd.hpp"
+#include "kasm_bootstrap/util/errno_text.hpp"
 #include "kasm_bootstrap/util/redactor.hpp"
 #include "kasm_bootstrap/version.hpp"
 
@@ -44,7 +45,7 @@ void ConsoleObserver::on_run_finished(const plan::RunReport& report) {
     if (!fs_.is_real_root()) flags |= O_CREAT;
     sys::UniqueFd fd(::open(path.c_str(), flags, 0644));
     if (!fd) {
-      spdlog::warn("cannot write the summary to the console {}: {}", path.string(), std::strerror(errno));
+      spdlog::warn("cannot write the summary to the console {}: {}", path.string(), util::errno_text(errno));
       return;
     }
     // \r: a serial console in raw mode would otherwise staircase the next line.

@@ -11,9 +11,9 @@
 #include "kasm_bootstrap/kasm/release_download.hpp"
 #include "kasm_bootstrap/steps/steps.hpp"
 #include "kasm_bootstrap/system/package_locks.hpp"
+#include "kasm_bootstrap/util/utc_time.hpp"
 #include "kasm_bootstrap/version.hpp"
 
-#include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <openssl/rand.h>
 #include <spdlog/spdlog.h>
@@ -79,8 +79,6 @@ std::string installed_version(const sys::RootFs& root) {
                 std::string(kCurrentLink) + " points to '" + target.string() + "', which names no release directory");
   return name.string();
 }
-
-std::string utc_now() { return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", fmt::gmtime(std::time(nullptr))); }
 
 class BakeRelease final : public plan::Step {
 public:
@@ -150,7 +148,7 @@ public:
     m.service_images = c.service_images;
     m.placeholder_server_id = kPlaceholderServerId;
     m.kasm_bootstrap_version = kVersion;
-    m.baked_at = utc_now();
+    m.baked_at = util::utc_timestamp();
     kasm::write_bake_manifest(root, m);
     spdlog::info("{}: baked Kasm {} into {}; manifest {}", id(), m.release_version, m.install_dir,
                  kasm::kBakeManifestPath);

@@ -7,6 +7,7 @@
 
 #include "kasm_bootstrap/steps/steps.hpp"
 #include "kasm_bootstrap/system/fstab.hpp"
+#include "kasm_bootstrap/util/errno_text.hpp"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -264,7 +265,7 @@ private:
       fstab_result = apply_fstab(rootfs, d.swap_file);
     } catch (const std::exception& e) {
       if (activation == "enabled" && !swp::disable_swap(host))
-        spdlog::warn("ensure-swap: swapoff {} failed while undoing: {}", d.swap_file, std::strerror(errno));
+        spdlog::warn("ensure-swap: swapoff {} failed while undoing: {}", d.swap_file, util::errno_text(errno));
       remove_file(rootfs, d.swap_file);
       fail(config, fmt::format("cannot update /etc/fstab: {}; fstab is unchanged, swap was turned off and the swap "
                                "file removed",
@@ -292,7 +293,8 @@ private:
 } // namespace
 
 EnsureSwapOptions ensure_swap_options_from_environment() {
-  const char* value = std::getenv(kSwaponUnderRootEnv);
+  // Read while the plan is built, before any step thread exists.
+  const char* value = std::getenv(kSwaponUnderRootEnv); // NOLINT(concurrency-mt-unsafe)
   return EnsureSwapOptions{value != nullptr && std::string_view(value) == "1"};
 }
 

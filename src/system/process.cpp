@@ -4,6 +4,7 @@
 #include "kasm_bootstrap/util/redactor.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -43,7 +44,7 @@ std::vector<std::string> build_environment(const std::map<std::string, std::stri
     env.emplace_back(entry);
   }
   for (const auto& [k, v] : overrides)
-    env.push_back(k + "=" + v);
+    env.push_back(fmt::format("{}={}", k, v));
   return env;
 }
 
@@ -93,7 +94,11 @@ private:
 std::string ProcessResult::describe_outcome() const {
   if (cancelled) return "stopped because the run was interrupted";
   if (timed_out) return "stopped at its deadline";
-  if (term_signal != 0) return std::string("killed by signal ") + ::strsignal(term_signal);
+  if (term_signal != 0) {
+    // sigdescr_np, unlike strsignal, returns a constant string: safe from any thread.
+    const char* name = ::sigdescr_np(term_signal);
+    return name ? fmt::format("killed by signal {}", name) : fmt::format("killed by signal {}", term_signal);
+  }
   return "exit status " + std::to_string(exit_code);
 }
 

@@ -74,7 +74,7 @@ void AtomicFile::commit() {
   if (durable) fsync_directory(target_.parent_path());
 }
 
-RootFs::RootFs(fs::path root) : root_(fs::absolute(std::move(root)).lexically_normal()) {
+RootFs::RootFs(const fs::path& root) : root_(fs::absolute(root).lexically_normal()) {
   // "/tmp/x/" and "/tmp/x" must compare equal for is_real_root() and joins.
   if (root_ != "/" && !root_.has_filename()) root_ = root_.parent_path();
 }

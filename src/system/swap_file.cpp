@@ -4,6 +4,7 @@
 #include "kasm_bootstrap/system/root_fs.hpp"
 #include "kasm_bootstrap/system/swap_sizing.hpp"
 #include "kasm_bootstrap/system/unique_fd.hpp"
+#include "kasm_bootstrap/util/errno_text.hpp"
 
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -178,7 +179,7 @@ EnableResult enable_swap(const fs::path& host_path, const std::string& display_p
     why = "not permitted (EPERM): swapon needs CAP_SYS_ADMIN, which containers usually lack, or the kernel's "
           "limit on swap areas is reached";
     break;
-  default: why = std::strerror(err);
+  default: why = util::errno_text(err);
   }
   throw Error(ExitCode::kSwap, fmt::format("swapon {} failed: {}", display_path, why));
 }

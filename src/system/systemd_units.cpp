@@ -2,6 +2,7 @@
 
 #include "kasm_bootstrap/error.hpp"
 #include "kasm_bootstrap/system/root_fs.hpp"
+#include "kasm_bootstrap/util/errno_text.hpp"
 
 #include <systemd/sd-bus.h>
 
@@ -36,7 +37,7 @@ struct BusError {
   ~BusError() { sd_bus_error_free(&e); }
   std::string describe(int r) const {
     if (sd_bus_error_is_set(&e)) return fmt::format("{}: {}", e.name, e.message ? e.message : "");
-    return std::strerror(-r);
+    return util::errno_text(-r);
   }
 };
 
@@ -47,15 +48,15 @@ Bus open_bus(const std::string& address) {
   int r = 0;
   if (address.empty()) {
     r = sd_bus_open_system(&raw);
-    if (r < 0) fail(fmt::format("cannot connect to the system D-Bus to reach systemd: {}", std::strerror(-r)));
+    if (r < 0) fail(fmt::format("cannot connect to the system D-Bus to reach systemd: {}", util::errno_text(-r)));
     return Bus(raw);
   }
   r = sd_bus_new(&raw);
-  if (r < 0) fail(fmt::format("sd_bus_new: {}", std::strerror(-r)));
+  if (r < 0) fail(fmt::format("sd_bus_new: {}", util::errno_text(-r)));
   Bus bus(raw);
   if ((r = sd_bus_set_address(bus.get(), address.c_str())) < 0 || (r = sd_bus_set_bus_client(bus.get(), 1)) < 0 ||
       (r = sd_bus_start(bus.get())) < 0)
-    fail(fmt::format("cannot connect to D-Bus at {}: {}", address, std::strerror(-r)));
+    fail(fmt::format("cannot connect to D-Bus at {}: {}", address, util::errno_text(-r)));
   return bus;
 }
 
@@ -77,9 +78,9 @@ std::string property(sd_bus* bus, const std::string& path, const char* name) {
   char* value = nullptr;
   const int r = sd_bus_get_property_string(bus, kService, path.c_str(), kUnitInterface, name, &error.e, &value);
   if (r < 0) fail(fmt::format("systemd {} of {}: {}", name, path, error.describe(r)));
-  std::string out(value ? value : "");
-  std::free(value);
-  return out;
+  // sd-bus returns the string from malloc(); the documented way to release it is free().
+  const std::unique_ptr<char, decltype(&::free)> owned(value, &::free);
+  return value ? value : "";
 }
 
 } // namespace

@@ -96,6 +96,13 @@ TEST_CASE("child processes: output lines, exit status, stdin closed, deadline ki
     t.join();
     CHECK(c.cancelled);
   }
+  SECTION("a child killed by a signal is described by the signal's name") {
+    sys::Command killed;
+    killed.argv = {"sh", "-c", "kill -TERM $$"};
+    const auto k = runner.run(killed);
+    CHECK_FALSE(k.success());
+    CHECK(k.describe_outcome() == "killed by signal Terminated");
+  }
   SECTION("a missing program is an exception naming it") {
     sys::Command missing;
     missing.argv = {"/nonexistent/program"};

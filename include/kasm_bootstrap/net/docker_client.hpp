@@ -67,7 +67,7 @@ struct ExecResult {
 // stream 1 is stdout, 2 is stderr. Fed in arbitrary chunks, as the bytes arrive.
 class StreamDemuxer {
 public:
-  explicit StreamDemuxer(std::size_t max_kept_per_stream = 64 * 1024) : max_kept_(max_kept_per_stream) {}
+  explicit StreamDemuxer(std::size_t max_kept_per_stream = std::size_t{64} * 1024) : max_kept_(max_kept_per_stream) {}
   // False once the bytes cannot be a raw stream (bad header); everything after is ignored.
   bool feed(std::string_view bytes);
   // True when the input ended on a frame boundary.

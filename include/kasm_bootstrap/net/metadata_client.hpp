@@ -35,9 +35,9 @@ struct MetadataPolicy {
   std::chrono::milliseconds connect_timeout{250};
   std::chrono::milliseconds response_timeout{1000};
   int max_attempts = 3;
-  std::chrono::milliseconds first_backoff{100}; // doubled after every retry, with jitter
-  std::chrono::milliseconds max_backoff{1000};  // also caps a server's Retry-After
-  std::size_t max_body = 64 * 1024;             // a metadata item is a few bytes
+  std::chrono::milliseconds first_backoff{100};  // doubled after every retry, with jitter
+  std::chrono::milliseconds max_backoff{1000};   // also caps a server's Retry-After
+  std::size_t max_body = std::size_t{64} * 1024; // a metadata item is a few bytes
 };
 
 struct MetadataReply {

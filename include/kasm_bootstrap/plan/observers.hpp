@@ -39,7 +39,4 @@ private:
   nlohmann::json doc_;
 };
 
-// "2026-11-28T19:30:00Z"
-std::string utc_timestamp(std::chrono::system_clock::time_point when = std::chrono::system_clock::now());
-
 } // namespace kb::plan

@@ -54,7 +54,7 @@ private:
 
 class RootFs {
 public:
-  explicit RootFs(std::filesystem::path root);
+  explicit RootFs(const std::filesystem::path& root);
 
   const std::filesystem::path& root() const noexcept { return root_; }
   bool is_real_root() const noexcept { return root_ == "/"; }
