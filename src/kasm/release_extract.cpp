@@ -160,7 +160,8 @@ ExtractResult extract_tar_gz(const fs::path& archive_path, const fs::path& targe
     if (r < ARCHIVE_WARN) fail(archive_error_string(reader.get()));
     const char* raw = archive_entry_pathname(entry);
     const std::string name = raw ? raw : "";
-    if (auto problem = name_problem(name); !problem.empty()) fail("refusing entry '" + name + "': " + problem);
+    if (auto problem = name_problem(name); !problem.empty())
+      fail(fmt::format("refusing entry '{}': {}", name, problem));
 
     const auto type = archive_entry_filetype(entry);
     if (type == AE_IFLNK) {
@@ -169,7 +170,7 @@ ExtractResult extract_tar_gz(const fs::path& archive_path, const fs::path& targe
         fail("refusing entry '" + name + "': symlink to '" + (link ? link : "") + "' points outside the release");
     } else if (const char* hard = archive_entry_hardlink(entry)) {
       if (auto problem = name_problem(hard); !problem.empty())
-        fail("refusing entry '" + name + "': hard link to '" + hard + "': " + problem);
+        fail(fmt::format("refusing entry '{}': hard link to '{}': {}", name, hard, problem));
       archive_entry_set_hardlink(entry, (prefix + hard).c_str());
     } else if (type != AE_IFREG && type != AE_IFDIR) {
       fail("refusing entry '" + name + "': devices, fifos and sockets do not belong in a release");

@@ -9,7 +9,7 @@ namespace kb::steps {
 namespace {
 
 std::string os_pretty_name(const sys::RootFs& fs) {
-  const auto text = fs.read_file("/etc/os-release", 64 * 1024);
+  const auto text = fs.read_file("/etc/os-release", std::size_t{64} * 1024);
   if (!text) return "unknown";
   const std::string key = "PRETTY_NAME=";
   for (std::size_t pos = 0; pos < text->size();) {
