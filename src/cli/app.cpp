@@ -8,7 +8,6 @@
 #include "kasm_bootstrap/version.hpp"
 
 #include <CLI/CLI.hpp>
-#include <spdlog/spdlog.h>
 
 #include <fstream>
 #include <iostream>

@@ -18,7 +18,6 @@
 #include "kasm_bootstrap/version.hpp"
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include <csignal>
 #include <iostream>
@@ -82,7 +81,7 @@ std::string dry_run_status(plan::Step& step, const plan::StepContext& ctx, const
   try {
     if (step.check(ctx)) return "already-satisfied";
   } catch (const std::exception& e) {
-    spdlog::debug("{}: check failed during dry run: {}", step.id(), e.what());
+    log::debug("{}: check failed during dry run: {}", step.id(), e.what());
   }
   return "would-run";
 }
@@ -92,7 +91,7 @@ ExitCode print_plan(plan::Plan& plan, const config::LoadedConfig& loaded, Machin
                     Output& output, const std::string& state_dir, const nlohmann::json& path = nullptr) {
   std::atomic<bool> never{false};
   plan::StateStore state(machine.fs, state_dir, config::fingerprint(loaded.config));
-  if (auto warning = state.load()) spdlog::info("{}", *warning);
+  if (auto warning = state.load()) log::info("{}", *warning);
   plan::Facts facts;
   for (plan::Step* s : plan.order())
     if (auto done = state.completed(s->id())) facts.merge(*done);
@@ -246,7 +245,7 @@ ExitCode command_run(const CommonOptions& o, std::istream& in, Output& output) {
   auto& plan = choice.plan;
   const nlohmann::json path{{"chosen", choice.path}, {"reason", choice.reason}};
   if (o.dry_run) {
-    if (choice.warn) spdlog::warn("{}", choice.reason);
+    if (choice.warn) log::warn("{}", choice.reason);
     return print_plan(plan, loaded, machine, o, output, loaded.config.state_dir, path);
   }
 
@@ -254,14 +253,14 @@ ExitCode command_run(const CommonOptions& o, std::istream& in, Output& output) {
   const auto& config = loaded.config;
   machine.fs.create_directories(config.state_dir, 0700);
   log::add_file(machine.fs.host_path(config.state_dir) / "kasm-bootstrap.log");
-  spdlog::info("kasm-bootstrap {} run, root {}", kVersion, machine.fs.root().string());
+  log::info("kasm-bootstrap {} run, root {}", kVersion, machine.fs.root().string());
   if (choice.warn)
-    spdlog::warn("{}", choice.reason);
+    log::warn("{}", choice.reason);
   else
-    spdlog::info("{} path: {}", choice.path, choice.reason);
+    log::info("{} path: {}", choice.path, choice.reason);
 
   plan::StateStore state(machine.fs, config.state_dir, config::fingerprint(config));
-  if (auto warning = state.load()) spdlog::warn("{}", *warning);
+  if (auto warning = state.load()) log::warn("{}", *warning);
   if (o.force) state.forget_all();
 
   plan::Executor executor(config, machine, state, g_interrupted);
@@ -296,9 +295,9 @@ ExitCode command_prebake(const CommonOptions& o, std::istream& in, Output& outpu
   install_stop_handlers();
   machine.fs.create_directories(state_dir, 0700);
   log::add_file(machine.fs.host_path(state_dir) / "kasm-bootstrap.log");
-  spdlog::info("kasm-bootstrap {} prebake, root {}", kVersion, machine.fs.root().string());
+  log::info("kasm-bootstrap {} prebake, root {}", kVersion, machine.fs.root().string());
   plan::StateStore state(machine.fs, state_dir, config::fingerprint(config));
-  if (auto warning = state.load()) spdlog::warn("{}", *warning);
+  if (auto warning = state.load()) log::warn("{}", *warning);
   if (o.force) state.forget_all();
   plan::Executor executor(config, machine, state, g_interrupted);
   plan::LogObserver log_observer;

@@ -2,10 +2,10 @@
 
 #include "kasm_bootstrap/config/keys.hpp"
 #include "kasm_bootstrap/kasm/certificates.hpp"
+#include "kasm_bootstrap/util/log.hpp"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <array>
@@ -210,7 +210,7 @@ void validate(LoadedConfig& loaded, Purpose purpose) {
     for (const auto& e : verdict.errors)
       check.problem(e.key, e.message);
     for (const auto& w : verdict.warnings)
-      spdlog::warn("config: {} {}", w.key, w.message);
+      log::warn("config: {} {}", w.key, w.message);
   }
   if (has_cert && c.generate_self_signed)
     check.problem("generate_self_signed",

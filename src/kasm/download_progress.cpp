@@ -1,7 +1,7 @@
 #include "kasm_bootstrap/kasm/download_progress.hpp"
+#include "kasm_bootstrap/util/log.hpp"
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include <cstdio>
 
@@ -47,7 +47,7 @@ void DownloadProgress::update(std::uint64_t done, std::uint64_t total, std::uint
                           100.0 * static_cast<double>(done) / static_cast<double>(total));
     line += fmt::format(", {}/s", human_bytes(rate));
     if (eta >= 0) line += fmt::format(", ETA {:.0f} s", eta);
-    spdlog::info("{}", line);
+    log::info("{}", line);
   }
   if (draw_bar_ && now - last_draw_ >= std::chrono::milliseconds(200)) {
     last_draw_ = now;

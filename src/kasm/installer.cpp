@@ -2,13 +2,14 @@
 
 #include "kasm_bootstrap/error.hpp"
 #include "kasm_bootstrap/system/unique_fd.hpp"
+#include "kasm_bootstrap/util/log.hpp"
 
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include <system_error>
 
@@ -107,9 +108,9 @@ InstallerOutcome run_installer(sys::ProcessRunner& processes, const InstallerInv
     cmd.tail_lines = 15;
     cmd.on_output_line = [&](std::string_view line) {
       if (is_apt_lock_failure(line)) apt_lock_seen = true;
-      spdlog::info("install.sh: {}", line); // the sinks mask the token
+      log::info("install.sh: {}", line); // the sinks mask the token
     };
-    spdlog::info("install-agent: attempt {}: {}", outcome.attempts, sys::describe_command(cmd.argv));
+    log::info("install-agent: attempt {}: {}", outcome.attempts, sys::describe_command(cmd.argv));
     outcome.result = processes.run(cmd, in.cancel);
     const auto& r = outcome.result;
     if (r.success()) return outcome;
@@ -120,8 +121,8 @@ InstallerOutcome run_installer(sys::ProcessRunner& processes, const InstallerInv
                                                   "output:{}",
                                                   in.timeout.count(), last_lines(r)));
     if (apt_lock_seen && outcome.attempts < kMaxAttempts) {
-      spdlog::warn("install.sh failed ({}) because apt's lock was busy; waiting for the lock and trying once more",
-                   r.describe_outcome());
+      log::warn("install.sh failed ({}) because apt's lock was busy; waiting for the lock and trying once more",
+                r.describe_outcome());
       continue;
     }
     throw Error(ExitCode::kInstall,

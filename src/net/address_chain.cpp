@@ -6,8 +6,7 @@
 #include "kasm_bootstrap/net/local_address.hpp"
 #include "kasm_bootstrap/net/metadata_services.hpp"
 #include "kasm_bootstrap/net/source_error.hpp"
-
-#include <spdlog/spdlog.h>
+#include "kasm_bootstrap/util/log.hpp"
 
 #include <algorithm>
 #include <optional>
@@ -84,8 +83,8 @@ DetectedAddress detect_agent_address(const config::Config& config, const Machine
   DetectedAddress result;
   if (!config.external_fqdn.empty()) {
     if (!config.agent_address.empty())
-      spdlog::info("agent address: external_fqdn {} wins over agent_address {}", config.external_fqdn,
-                   config.agent_address);
+      log::info("agent address: external_fqdn {} wins over agent_address {}", config.external_fqdn,
+                config.agent_address);
     result.address = config.external_fqdn;
     result.source = "external_fqdn";
     return result;
@@ -93,8 +92,8 @@ DetectedAddress detect_agent_address(const config::Config& config, const Machine
   if (!config.agent_address.empty()) {
     const auto check = check_agent_address(config.agent_address);
     if (!check.usable())
-      spdlog::warn("agent_address {} is used as configured, although {}: the manager may not reach the agent there",
-                   config.agent_address, check.problem);
+      log::warn("agent_address {} is used as configured, although {}: the manager may not reach the agent there",
+                config.agent_address, check.problem);
     result.address = check.address.empty() ? config.agent_address : check.address;
     result.source = "agent_address";
     return result;
@@ -105,7 +104,7 @@ DetectedAddress detect_agent_address(const config::Config& config, const Machine
   std::string chain;
   for (const auto& s : sources)
     chain += (chain.empty() ? "" : ", ") + s;
-  spdlog::info("agent address: cloud {} ({}); trying {}", cloud_name(result.cloud.cloud), result.cloud.evidence, chain);
+  log::info("agent address: cloud {} ({}); trying {}", cloud_name(result.cloud.cloud), result.cloud.evidence, chain);
 
   const Budget budget(std::chrono::seconds(config.address_timeout_seconds), cancel);
   Services services{MetadataClient(machine.http, config.imds_endpoint, budget), std::nullopt};
@@ -137,12 +136,12 @@ DetectedAddress detect_agent_address(const config::Config& config, const Machine
     attempt.took = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - started);
     result.attempts.push_back(attempt);
     if (attempt.succeeded) {
-      spdlog::info("agent address {} from {} ({} ms)", attempt.detail, source, attempt.took.count());
+      log::info("agent address {} from {} ({} ms)", attempt.detail, source, attempt.took.count());
       result.address = attempt.detail;
       result.source = source;
       return result;
     }
-    spdlog::info("address source {} skipped after {} ms: {}", source, attempt.took.count(), attempt.detail);
+    log::info("address source {} skipped after {} ms: {}", source, attempt.took.count(), attempt.detail);
   }
   throw Error(ExitCode::kAddress, failure_message(result.attempts));
 }

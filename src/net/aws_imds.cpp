@@ -2,8 +2,7 @@
 
 #include "kasm_bootstrap/net/agent_ip.hpp"
 #include "kasm_bootstrap/net/source_error.hpp"
-
-#include <spdlog/spdlog.h>
+#include "kasm_bootstrap/util/log.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -54,8 +53,8 @@ void AwsImds::fetch_token() {
   case Kind::kAbsent:
   case Kind::kRejected:
     if (reply.response.status == 404 || reply.response.status == 405) {
-      spdlog::debug("{} answered HTTP {}: this metadata service has no IMDSv2; asking without a token", what,
-                    reply.response.status);
+      log::debug("{} answered HTTP {}: this metadata service has no IMDSv2; asking without a token", what,
+                 reply.response.status);
       tokenless_ = true;
       return;
     }
@@ -86,7 +85,7 @@ std::optional<std::string> AwsImds::get(std::string_view item) {
     case Kind::kUnauthorized:
       if (tokenless_)
         throw SourceError(what + " was refused with HTTP 401 (the service wants a token but refused to issue one)");
-      spdlog::debug("{}: token refused (HTTP 401); asking for a new one", what);
+      log::debug("{}: token refused (HTTP 401); asking for a new one", what);
       token_.reset();
       continue;
     case Kind::kRejected:

@@ -1,9 +1,9 @@
 #include "kasm_bootstrap/net/metadata_client.hpp"
 
 #include "kasm_bootstrap/net/agent_ip.hpp"
+#include "kasm_bootstrap/util/log.hpp"
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -123,8 +123,8 @@ MetadataReply MetadataClient::request(const std::string& method, const std::stri
       if (auto asked = retry_after(r)) wait = std::min(std::max(*asked, wait), policy_.max_backoff);
     }
     if (attempt == policy_.max_attempts) break;
-    spdlog::debug("{}: try {} of {} failed ({}); retrying in {} ms", what, attempt, policy_.max_attempts, reply.problem,
-                  wait.count());
+    log::debug("{}: try {} of {} failed ({}); retrying in {} ms", what, attempt, policy_.max_attempts, reply.problem,
+               wait.count());
     if (!budget_.sleep_for(wait)) {
       stop_reason = budget_.cancelled()
                         ? "interrupted"

@@ -1,8 +1,7 @@
 #include "kasm_bootstrap/plan/executor.hpp"
 
+#include "kasm_bootstrap/util/log.hpp"
 #include "kasm_bootstrap/util/redactor.hpp"
-
-#include <spdlog/spdlog.h>
 
 #include <condition_variable>
 #include <deque>
@@ -100,7 +99,7 @@ StepRecord Executor::run_one(Step& step, const ExecutorOptions& options) {
       state_.record_completed(step.id(), record.outputs, record.duration_ms);
     } catch (const std::exception& e) {
       // The work is done; only resuming is affected. Say so, but do not fail the step.
-      spdlog::warn("{}: could not record progress in the state file: {}", step.id(), e.what());
+      log::warn("{}: could not record progress in the state file: {}", step.id(), e.what());
     }
   }
   return record;

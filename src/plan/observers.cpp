@@ -1,38 +1,36 @@
 #include "kasm_bootstrap/plan/observers.hpp"
 
+#include "kasm_bootstrap/util/log.hpp"
 #include "kasm_bootstrap/util/redactor.hpp"
 #include "kasm_bootstrap/util/utc_time.hpp"
 #include "kasm_bootstrap/version.hpp"
-
-#include <spdlog/spdlog.h>
 
 #include <unistd.h>
 
 namespace kb::plan {
 
-void LogObserver::on_step_started(const Step& step) { spdlog::info("{}: started", step.id()); }
+void LogObserver::on_step_started(const Step& step) { log::info("{}: started", step.id()); }
 
 void LogObserver::on_step_finished(const StepRecord& r) {
   switch (r.outcome) {
   case Outcome::kFailed:
-    spdlog::error("{}: FAILED after {:.0f} ms ({}): {}", r.id, r.duration_ms, exit_code_name(r.failure_code),
-                  r.message);
+    log::error("{}: FAILED after {:.0f} ms ({}): {}", r.id, r.duration_ms, exit_code_name(r.failure_code), r.message);
     break;
   case Outcome::kWarning:
-    spdlog::warn("{}: failed after {:.0f} ms, continuing (not required): {}", r.id, r.duration_ms, r.message);
+    log::warn("{}: failed after {:.0f} ms, continuing (not required): {}", r.id, r.duration_ms, r.message);
     break;
   default:
-    spdlog::info("{}: {} in {:.0f} ms{}{}", r.id, outcome_name(r.outcome), r.duration_ms, r.message.empty() ? "" : ": ",
-                 r.message);
+    log::info("{}: {} in {:.0f} ms{}{}", r.id, outcome_name(r.outcome), r.duration_ms, r.message.empty() ? "" : ": ",
+              r.message);
   }
 }
 
 void LogObserver::on_run_finished(const RunReport& report) {
   if (report.success())
-    spdlog::info("run finished successfully in {:.0f} ms", report.duration_ms);
+    log::info("run finished successfully in {:.0f} ms", report.duration_ms);
   else
-    spdlog::error("run failed at step {} ({}) after {:.0f} ms", report.failed_step.empty() ? "-" : report.failed_step,
-                  exit_code_name(report.exit_code), report.duration_ms);
+    log::error("run failed at step {} ({}) after {:.0f} ms", report.failed_step.empty() ? "-" : report.failed_step,
+               exit_code_name(report.exit_code), report.duration_ms);
 }
 
 StatusFileObserver::StatusFileObserver(const sys::RootFs& fs, std::filesystem::path state_dir)
@@ -88,7 +86,7 @@ void StatusFileObserver::write_locked(sys::Durability durability) {
     fs_.create_directories(state_dir_, 0700);
     fs_.write_file_atomic(path(), scrub(doc_.dump(2)) + "\n", 0644, std::nullopt, durability);
   } catch (const std::exception& e) {
-    spdlog::warn("cannot write status file {}: {}", path().string(), e.what());
+    log::warn("cannot write status file {}: {}", path().string(), e.what());
   }
 }
 

@@ -2,6 +2,7 @@
 
 #include "kasm_bootstrap/system/unique_fd.hpp"
 #include "kasm_bootstrap/util/errno_text.hpp"
+#include "kasm_bootstrap/util/log.hpp"
 #include "kasm_bootstrap/util/redactor.hpp"
 #include "kasm_bootstrap/version.hpp"
 
@@ -11,7 +12,6 @@
 #include <cerrno>
 #include <cstring>
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 namespace kb::report {
 
@@ -45,15 +45,15 @@ void ConsoleObserver::on_run_finished(const plan::RunReport& report) {
     if (!fs_.is_real_root()) flags |= O_CREAT;
     sys::UniqueFd fd(::open(path.c_str(), flags, 0644));
     if (!fd) {
-      spdlog::warn("cannot write the summary to the console {}: {}", path.string(), util::errno_text(errno));
+      log::warn("cannot write the summary to the console {}: {}", path.string(), util::errno_text(errno));
       return;
     }
     // \r: a serial console in raw mode would otherwise staircase the next line.
     const std::string text = console_summary(report, server_id_, status_file_) + "\r\n";
     if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
-      spdlog::warn("short write of the summary to the console {}", path.string());
+      log::warn("short write of the summary to the console {}", path.string());
   } catch (const std::exception& e) {
-    spdlog::warn("cannot write the summary to the console {}: {}", console_.string(), e.what());
+    log::warn("cannot write the summary to the console {}: {}", console_.string(), e.what());
   }
 }
 

@@ -1,10 +1,10 @@
 #include "kasm_bootstrap/report/metrics.hpp"
 
 #include "kasm_bootstrap/steps/steps.hpp"
+#include "kasm_bootstrap/util/log.hpp"
 #include "kasm_bootstrap/version.hpp"
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 namespace kb::report {
 namespace {
@@ -114,7 +114,7 @@ void MetricsFileObserver::on_run_finished(const plan::RunReport& report) {
     const auto health = health_from_outputs(report);
     write_metrics_file(fs_, file_, render_metrics(&report, health ? &*health : nullptr));
   } catch (const std::exception& e) {
-    spdlog::warn("cannot write the metrics file {}: {}", file_.string(), e.what());
+    log::warn("cannot write the metrics file {}: {}", file_.string(), e.what());
   }
 }
 

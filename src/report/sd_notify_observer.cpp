@@ -1,8 +1,8 @@
 #include "kasm_bootstrap/report/sd_notify_observer.hpp"
 
+#include "kasm_bootstrap/util/log.hpp"
 #include "kasm_bootstrap/util/redactor.hpp"
 
-#include <spdlog/spdlog.h>
 #include <systemd/sd-daemon.h>
 
 #include <fmt/format.h>
@@ -22,7 +22,7 @@ std::string status_text(std::string text) {
 
 void SdNotifyObserver::send(const std::string& state) {
   const int r = sd_notify(0, state.c_str());
-  if (r < 0) spdlog::debug("sd_notify failed: {}", r);
+  if (r < 0) log::debug("sd_notify failed: {}", r);
 }
 
 void SdNotifyObserver::on_run_started(const plan::Plan& plan) {

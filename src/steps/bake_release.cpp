@@ -11,12 +11,12 @@
 #include "kasm_bootstrap/kasm/release_download.hpp"
 #include "kasm_bootstrap/steps/steps.hpp"
 #include "kasm_bootstrap/system/package_locks.hpp"
+#include "kasm_bootstrap/util/log.hpp"
 #include "kasm_bootstrap/util/utc_time.hpp"
 #include "kasm_bootstrap/version.hpp"
 
 #include <fmt/format.h>
 #include <openssl/rand.h>
-#include <spdlog/spdlog.h>
 
 #include <filesystem>
 
@@ -122,7 +122,7 @@ public:
       sys::LockWaitOptions options;
       options.timeout = std::chrono::seconds(c.lock_timeout_seconds);
       options.cancel = &ctx.cancelled;
-      options.on_holder = [](const sys::LockHolder& h) { spdlog::info("waiting for {}", h.describe()); };
+      options.on_holder = [](const sys::LockHolder& h) { log::info("waiting for {}", h.describe()); };
       sys::wait_for_package_locks(root, options);
     };
     const auto outcome = kasm::run_installer(ctx.machine.processes, in);
@@ -140,7 +140,7 @@ public:
       if (const auto leaf = kasm::summarize_certificate(*cert)) m.baked_cert_sha256 = leaf->sha256;
     if (root.exists(certs / kasm::kKeyFile)) {
       root.remove(certs / kasm::kKeyFile);
-      spdlog::info("{}: removed the installer's nginx key; every instance makes its own pair at boot", id());
+      log::info("{}: removed the installer's nginx key; every instance makes its own pair at boot", id());
     }
     m.nginx_key_removed = !root.exists(certs / kasm::kKeyFile);
     m.release_sha256 = kasm::normalize_digest(c.release_sha256);
@@ -150,8 +150,8 @@ public:
     m.kasm_bootstrap_version = kVersion;
     m.baked_at = util::utc_timestamp();
     kasm::write_bake_manifest(root, m);
-    spdlog::info("{}: baked Kasm {} into {}; manifest {}", id(), m.release_version, m.install_dir,
-                 kasm::kBakeManifestPath);
+    log::info("{}: baked Kasm {} into {}; manifest {}", id(), m.release_version, m.install_dir,
+              kasm::kBakeManifestPath);
     return {{"bake_manifest", kasm::kBakeManifestPath},
             {"release_version", m.release_version},
             {"installer_attempts", std::to_string(outcome.attempts)}};

@@ -1,6 +1,5 @@
 #include "kasm_bootstrap/steps/steps.hpp"
-
-#include <spdlog/spdlog.h>
+#include "kasm_bootstrap/util/log.hpp"
 
 // The plans: which steps, in which order of insertion (ties in the graph keep it).
 namespace kb::steps {

@@ -5,9 +5,9 @@
 #include "kasm_bootstrap/net/docker_client.hpp"
 #include "kasm_bootstrap/steps/steps.hpp"
 #include "kasm_bootstrap/system/systemd_units.hpp"
+#include "kasm_bootstrap/util/log.hpp"
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include <thread>
 
@@ -53,9 +53,9 @@ public:
       const auto started = sys::start_unit_and_wait(kUnit, options);
       out["docker_started_by"] = "systemd job " + started.job;
     } else {
-      spdlog::info("{}: systemd is not in charge of {} (root is not / or no /run/systemd/system); waiting for the "
-                   "Docker socket to answer",
-                   id(), ctx.machine.fs.root().string());
+      log::info("{}: systemd is not in charge of {} (root is not / or no /run/systemd/system); waiting for the "
+                "Docker socket to answer",
+                id(), ctx.machine.fs.root().string());
       out["docker_started_by"] = "not systemd: waited for the socket";
     }
     const auto client = docker(ctx);

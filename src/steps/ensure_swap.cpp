@@ -8,9 +8,9 @@
 #include "kasm_bootstrap/steps/steps.hpp"
 #include "kasm_bootstrap/system/fstab.hpp"
 #include "kasm_bootstrap/util/errno_text.hpp"
+#include "kasm_bootstrap/util/log.hpp"
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -149,7 +149,7 @@ public:
     const auto& config = ctx.config;
     const auto& rootfs = ctx.machine.fs;
     const auto d = decide_swap(config, rootfs, options_);
-    spdlog::info("ensure-swap: {}", d.summary());
+    log::info("ensure-swap: {}", d.summary());
     switch (d.action) {
     case swp::Action::kDisabled: return {{swap_out::kStatus, "disabled"}};
     case swp::Action::kTooSmall:
@@ -245,8 +245,8 @@ private:
       fail(config, e.what());
     }
     const auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    spdlog::info("ensure-swap: wrote {} ({}) on {} by {} in {:.0f} ms, UUID {}", d.swap_file,
-                 swp::human_size(created.size_bytes), created.filesystem, created.method, ms, created.uuid);
+    log::info("ensure-swap: wrote {} ({}) on {} by {} in {:.0f} ms, UUID {}", d.swap_file,
+              swp::human_size(created.size_bytes), created.filesystem, created.method, ms, created.uuid);
 
     std::string activation = "skipped";
     if (d.activate) {
@@ -257,7 +257,7 @@ private:
         fail(config, std::string(e.what()) + "; the swap file was removed and fstab left unchanged");
       }
     } else {
-      spdlog::info("ensure-swap: {}", d.activation_note);
+      log::info("ensure-swap: {}", d.activation_note);
     }
 
     std::string fstab_result;
@@ -265,7 +265,7 @@ private:
       fstab_result = apply_fstab(rootfs, d.swap_file);
     } catch (const std::exception& e) {
       if (activation == "enabled" && !swp::disable_swap(host))
-        spdlog::warn("ensure-swap: swapoff {} failed while undoing: {}", d.swap_file, util::errno_text(errno));
+        log::warn("ensure-swap: swapoff {} failed while undoing: {}", d.swap_file, util::errno_text(errno));
       remove_file(rootfs, d.swap_file);
       fail(config, fmt::format("cannot update /etc/fstab: {}; fstab is unchanged, swap was turned off and the swap "
                                "file removed",
@@ -283,7 +283,7 @@ private:
     try {
       rootfs.remove(path);
     } catch (const std::exception& e) {
-      spdlog::warn("ensure-swap: could not remove {} while undoing: {}", path, e.what());
+      log::warn("ensure-swap: could not remove {} while undoing: {}", path, e.what());
     }
   }
 

@@ -6,9 +6,9 @@
 #include "kasm_bootstrap/kasm/release_download.hpp"
 #include "kasm_bootstrap/kasm/release_extract.hpp"
 #include "kasm_bootstrap/steps/steps.hpp"
+#include "kasm_bootstrap/util/log.hpp"
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 namespace kb::steps {
 namespace {

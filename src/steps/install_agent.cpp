@@ -5,9 +5,9 @@
 #include "kasm_bootstrap/kasm/release_cache.hpp"
 #include "kasm_bootstrap/steps/steps.hpp"
 #include "kasm_bootstrap/system/package_locks.hpp"
+#include "kasm_bootstrap/util/log.hpp"
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 #include <yaml-cpp/yaml.h>
 
 namespace kb::steps {
@@ -25,7 +25,7 @@ std::optional<std::string> installed_server_id(const sys::RootFs& fs) {
     const auto id = doc["agent"]["server_id"];
     if (id && id.IsScalar()) return id.as<std::string>();
   } catch (const std::exception& e) {
-    spdlog::debug("{} is unreadable: {}", kInstalledConfig, e.what());
+    log::debug("{} is unreadable: {}", kInstalledConfig, e.what());
   }
   return std::nullopt;
 }
@@ -97,7 +97,7 @@ public:
       sys::LockWaitOptions options;
       options.timeout = std::chrono::seconds(c.lock_timeout_seconds);
       options.cancel = &ctx.cancelled;
-      options.on_holder = [](const sys::LockHolder& h) { spdlog::info("waiting for {}", h.describe()); };
+      options.on_holder = [](const sys::LockHolder& h) { log::info("waiting for {}", h.describe()); };
       sys::wait_for_package_locks(ctx.machine.fs, options);
     };
     const auto outcome = kasm::run_installer(ctx.machine.processes, in);

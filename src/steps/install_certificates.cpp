@@ -5,8 +5,7 @@
 #include "kasm_bootstrap/net/docker_client.hpp"
 #include "kasm_bootstrap/steps/steps.hpp"
 #include "kasm_bootstrap/system/accounts.hpp"
-
-#include <spdlog/spdlog.h>
+#include "kasm_bootstrap/util/log.hpp"
 
 #include <sys/stat.h>
 
@@ -160,7 +159,7 @@ public:
       throw Error(ExitCode::kCertificate, "the nginx certificate was not installed: " + why);
     }
     for (const auto& w : verdict.warnings)
-      spdlog::warn("{}: {} {}", id(), w.key, w.message);
+      log::warn("{}: {} {}", id(), w.key, w.message);
     if (!fs.exists(p.dir))
       throw Error(ExitCode::kCertificate,
                   fs.host_path(p.dir).string() + " does not exist: Kasm's installer did not leave its certs directory");
@@ -206,9 +205,9 @@ private:
     try {
       if (old_key) fs.write_file_atomic(p.key, *old_key, kKeyMode, owner);
       if (old_cert) fs.write_file_atomic(p.cert, *old_cert, kCertMode, owner);
-      spdlog::warn("install-certificates: put the previous certificate and key back");
+      log::warn("install-certificates: put the previous certificate and key back");
     } catch (const std::exception& e) {
-      spdlog::error("install-certificates: could not put the previous certificate back: {}", e.what());
+      log::error("install-certificates: could not put the previous certificate back: {}", e.what());
     }
   }
 
@@ -216,7 +215,7 @@ private:
   void activate(const net::DockerClient& docker, const net::ContainerState& proxy, const sys::RootFs& fs,
                 const Paths& p) const {
     if (!proxy.running) {
-      spdlog::info("{}: kasm_proxy is {}; nginx reads the new certificate when it starts", id(), proxy.describe());
+      log::info("{}: kasm_proxy is {}; nginx reads the new certificate when it starts", id(), proxy.describe());
       return;
     }
     // Kasm mounts the two files one by one; a bind-mounted file keeps showing the old
@@ -226,7 +225,7 @@ private:
     for (const auto& m : proxy.mounts) {
       const auto source = canonical_or_same(m.source);
       if (m.type == "bind" && (source == cert_host || source == key_host)) {
-        spdlog::info("{}: kasm_proxy mounts {} as a single file; restarting the container", id(), m.source);
+        log::info("{}: kasm_proxy mounts {} as a single file; restarting the container", id(), m.source);
         docker.restart_container(kProxyContainer);
         const auto after = docker.inspect_container(kProxyContainer);
         if (!after || !after->running)
@@ -245,7 +244,7 @@ private:
       throw Error(ExitCode::kCertificate, "nginx -s reload in kasm_proxy failed (exit " +
                                               std::to_string(reload.exit_code) +
                                               "): " + output_brief(reload.stderr_text));
-    spdlog::info("{}: nginx in kasm_proxy reloaded", id());
+    log::info("{}: nginx in kasm_proxy reloaded", id());
   }
 
   // nginx explains itself over several lines ("[emerg] ...", "test failed"): keep them all, on one line.

@@ -4,8 +4,7 @@
 #include "kasm_bootstrap/kasm/health.hpp"
 #include "kasm_bootstrap/net/docker_client.hpp"
 #include "kasm_bootstrap/steps/steps.hpp"
-
-#include <spdlog/spdlog.h>
+#include "kasm_bootstrap/util/log.hpp"
 
 #include <algorithm>
 
@@ -54,9 +53,9 @@ public:
     for (const auto& name : names) {
       if (client.start_container(name)) {
         started += (started.empty() ? "" : ",") + name;
-        spdlog::info("{}: started {}", id(), name);
+        log::info("{}: started {}", id(), name);
       } else {
-        spdlog::info("{}: {} was already running", id(), name);
+        log::info("{}: {} was already running", id(), name);
       }
     }
     return {{"started", started}};

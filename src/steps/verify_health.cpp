@@ -3,8 +3,7 @@
 
 #include "kasm_bootstrap/kasm/health.hpp"
 #include "kasm_bootstrap/steps/steps.hpp"
-
-#include <spdlog/spdlog.h>
+#include "kasm_bootstrap/util/log.hpp"
 
 #include <fmt/format.h>
 
@@ -52,7 +51,7 @@ public:
       if (Clock::now() + kRetryInterval > deadline)
         throw Error(ExitCode::kHealth, fmt::format("agent not healthy after {} s ({} checks): {}",
                                                    ctx.config.health_timeout_seconds, attempt, report.failures()));
-      spdlog::info("{}: not healthy yet (attempt {}): {}", id(), attempt, report.failures());
+      log::info("{}: not healthy yet (attempt {}): {}", id(), attempt, report.failures());
       const auto wake = Clock::now() + kRetryInterval;
       while (Clock::now() < wake && !ctx.cancelled.load())
         std::this_thread::sleep_for(std::chrono::milliseconds(100));

@@ -4,8 +4,7 @@
 
 #include "kasm_bootstrap/steps/steps.hpp"
 #include "kasm_bootstrap/system/package_locks.hpp"
-
-#include <spdlog/spdlog.h>
+#include "kasm_bootstrap/util/log.hpp"
 
 namespace kb::steps {
 namespace {
@@ -39,12 +38,12 @@ public:
     sys::LockWaitOptions options;
     options.timeout = std::chrono::seconds(ctx.config.lock_timeout_seconds);
     options.cancel = &ctx.cancelled;
-    options.on_holder = [](const sys::LockHolder& h) { spdlog::info("waiting for {}", h.describe()); };
+    options.on_holder = [](const sys::LockHolder& h) { log::info("waiting for {}", h.describe()); };
     const auto r = sys::wait_for_package_locks(ctx.machine.fs, options);
     plan::Outputs out{{"lock_wait_ms", std::to_string(r.waited.count())}};
     if (r.first_holder) {
       out["lock_was_held_by"] = r.first_holder->describe();
-      spdlog::info("package locks free after {} ms", r.waited.count());
+      log::info("package locks free after {} ms", r.waited.count());
     }
     return out;
   }

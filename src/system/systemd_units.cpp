@@ -3,11 +3,11 @@
 #include "kasm_bootstrap/error.hpp"
 #include "kasm_bootstrap/system/root_fs.hpp"
 #include "kasm_bootstrap/util/errno_text.hpp"
+#include "kasm_bootstrap/util/log.hpp"
 
 #include <systemd/sd-bus.h>
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -104,7 +104,7 @@ UnitStartResult start_unit_and_wait(const std::string& unit, const UnitStartOpti
       fail("systemd answered StartUnit " + unit + " without a job path");
     result.job = job;
   }
-  spdlog::info("systemd: start job {} for {}", result.job, unit);
+  log::info("systemd: start job {} for {}", result.job, unit);
   // Polling ActiveState rather than waiting for JobRemoved: a job that finished before
   // we could subscribe would otherwise be missed, and the state is what we need anyway.
   const auto path = unit_path(bus.get(), unit);

@@ -5,7 +5,10 @@
 #include <spdlog/sinks/ansicolor_sink.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/dist_sink.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
 
 #include <memory>
 #include <mutex>
@@ -88,6 +91,40 @@ void add_file(const std::filesystem::path& file) {
 
 void reset() {
   if (root_sink()) root_sink()->keep_first(1);
+}
+
+void write(Level level, std::string_view line) {
+  spdlog::level::level_enum to = spdlog::level::info;
+  switch (level) {
+  case Level::kDebug: to = spdlog::level::debug; break;
+  case Level::kInfo: to = spdlog::level::info; break;
+  case Level::kWarn: to = spdlog::level::warn; break;
+  case Level::kError: to = spdlog::level::err; break;
+  }
+  spdlog::default_logger_raw()->log(to, spdlog::string_view_t(line.data(), line.size()));
+}
+
+struct Capture::Impl {
+  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(2000);
+  spdlog::level::level_enum level = spdlog::get_level();
+};
+
+Capture::Capture() : impl_(std::make_unique<Impl>()) {
+  spdlog::default_logger()->sinks().push_back(impl_->sink);
+  spdlog::set_level(spdlog::level::debug);
+}
+
+Capture::~Capture() {
+  auto& sinks = spdlog::default_logger()->sinks();
+  sinks.erase(std::remove(sinks.begin(), sinks.end(), impl_->sink), sinks.end());
+  spdlog::set_level(impl_->level);
+}
+
+std::string Capture::text() const {
+  std::string all;
+  for (const auto& line : impl_->sink->last_formatted())
+    all += line;
+  return all;
 }
 
 } // namespace kb::log

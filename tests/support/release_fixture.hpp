@@ -5,6 +5,8 @@
 
 #include "test_support.hpp"
 
+#include "kasm_bootstrap/util/log.hpp"
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -71,35 +73,9 @@ struct ReleaseServer {
 
 } // namespace kb::test
 
-#include <spdlog/sinks/ringbuffer_sink.h>
-#include <spdlog/spdlog.h>
-
 namespace kb::test {
 
-// Collects what the default logger says while it lives (real spdlog, extra sink).
-class LogCapture {
-public:
-  LogCapture() : sink_(std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(2000)), level_(spdlog::get_level()) {
-    spdlog::default_logger()->sinks().push_back(sink_);
-    spdlog::set_level(spdlog::level::debug);
-  }
-  ~LogCapture() {
-    auto& sinks = spdlog::default_logger()->sinks();
-    sinks.erase(std::remove(sinks.begin(), sinks.end(), sink_), sinks.end());
-    spdlog::set_level(level_);
-  }
-  LogCapture(const LogCapture&) = delete;
-  LogCapture& operator=(const LogCapture&) = delete;
-  std::string text() const {
-    std::string all;
-    for (const auto& line : sink_->last_formatted())
-      all += line;
-    return all;
-  }
-
-private:
-  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink_;
-  spdlog::level::level_enum level_;
-};
+// Collects what the logger says while it lives.
+using LogCapture = kb::log::Capture;
 
 } // namespace kb::test
