@@ -2,18 +2,18 @@
 
 #include "kasm_bootstrap/error.hpp"
 #include "kasm_bootstrap/kasm/download_progress.hpp"
+#include "kasm_bootstrap/system/disk_space.hpp"
 #include "kasm_bootstrap/system/unique_fd.hpp"
 #include "kasm_bootstrap/util/errno_text.hpp"
+#include "kasm_bootstrap/util/log.hpp"
 #include "kasm_bootstrap/util/sha256.hpp"
 
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cctype>
@@ -92,12 +92,6 @@ private:
   int fd_;
   std::string buffer_;
 };
-
-std::uint64_t free_bytes(const fs::path& dir) {
-  struct statvfs st {};
-  if (::statvfs(dir.c_str(), &st) != 0) return UINT64_MAX; // unknown: let write() report it
-  return static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize;
-}
 
 void fsync_directory(const fs::path& dir) {
   sys::UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -184,14 +178,14 @@ DownloadResult download_verified(const net::HttpClient& http, const DownloadRequ
       result.sha256 = *cached;
       result.size = fs::file_size(request.target, ec);
       result.from_cache = true;
-      spdlog::info("release: using cached {} (sha256 {}), no download", request.target.string(), *cached);
+      log::info("release: using cached {} (sha256 {}), no download", request.target.string(), *cached);
       return result;
     }
-    spdlog::warn("release: cached {} has sha256 {}, expected {}; deleting it and downloading again",
-                 request.target.string(), *cached, expected);
+    log::warn("release: cached {} has sha256 {}, expected {}; deleting it and downloading again",
+              request.target.string(), *cached, expected);
     fs::remove(request.target);
   }
-  if (expected.empty()) spdlog::warn("release: no release_sha256 configured; the download cannot be verified");
+  if (expected.empty()) log::warn("release: no release_sha256 configured; the download cannot be verified");
 
   const fs::path dir = request.target.parent_path();
   const fs::path partial = request.target.string() + ".partial";
@@ -206,8 +200,8 @@ DownloadResult download_verified(const net::HttpClient& http, const DownloadRequ
   auto hasher = std::make_unique<util::Sha256>();
   if (offset > 0) {
     hash_existing(fd.get(), offset, *hasher, partial);
-    spdlog::info("release: resuming {} from {} already on disk", partial.string(),
-                 human_bytes(static_cast<double>(offset)));
+    log::info("release: resuming {} from {} already on disk", partial.string(),
+              human_bytes(static_cast<double>(offset)));
   }
   if (::lseek(fd.get(), static_cast<off_t>(offset), SEEK_SET) < 0)
     fail("cannot seek in " + partial.string() + ": " + errno_text(errno));
@@ -267,7 +261,7 @@ DownloadResult download_verified(const net::HttpClient& http, const DownloadRequ
       if (total == 0 || space_checked) return;
       space_checked = true;
       expected_total = attempt_offset + total;
-      const auto avail = free_bytes(dir);
+      const auto avail = sys::free_bytes(dir).value_or(UINT64_MAX); // unknown: let write() report it
       if (avail < total)
         local_error = fmt::format("not enough disk space in {} for the release: {} more needed, {} free", dir.string(),
                                   human_bytes(static_cast<double>(total)), human_bytes(static_cast<double>(avail)));
@@ -287,7 +281,7 @@ DownloadResult download_verified(const net::HttpClient& http, const DownloadRequ
       return true;
     };
 
-    if (attempt_offset > 0) spdlog::info("release: requesting {} from byte {}", request.url, attempt_offset);
+    if (attempt_offset > 0) log::info("release: requesting {} from byte {}", request.url, attempt_offset);
     const auto response = http.send(req);
     // What arrived is good data even when the transfer failed: the next Range starts after it.
     try {
@@ -325,8 +319,7 @@ DownloadResult download_verified(const net::HttpClient& http, const DownloadRequ
       continue;
     }
     if (range_refused) {
-      spdlog::warn("release: the server did not resume at byte {} (HTTP {}); starting over", attempt_offset,
-                   final_status);
+      log::warn("release: the server did not resume at byte {} (HTTP {}); starting over", attempt_offset, final_status);
       last_failure = "the server would not resume the download";
       restart_from_zero();
       continue;
@@ -343,8 +336,8 @@ DownloadResult download_verified(const net::HttpClient& http, const DownloadRequ
 
     ++failures;
     const auto delay = backoff_delay(request, failures);
-    spdlog::warn("release: attempt {} failed ({}); {} kept, retrying in {:.1f} s", result.attempts, last_failure,
-                 human_bytes(static_cast<double>(offset)), static_cast<double>(delay.count()) / 1000.0);
+    log::warn("release: attempt {} failed ({}); {} kept, retrying in {:.1f} s", result.attempts, last_failure,
+              human_bytes(static_cast<double>(offset)), static_cast<double>(delay.count()) / 1000.0);
     if (Clock::now() + delay >= deadline)
       fail(fmt::format("release download from {} did not finish within {} s (last problem: {})", request.url,
                        std::chrono::duration_cast<std::chrono::seconds>(request.deadline).count(), last_failure));
@@ -367,10 +360,10 @@ DownloadResult download_verified(const net::HttpClient& http, const DownloadRequ
   result.sha256 = actual;
   result.size = offset;
   const double secs = std::chrono::duration<double>(Clock::now() - start).count();
-  spdlog::info("release: downloaded {} in {:.1f} s ({}/s, {} attempt{}), sha256 {}",
-               human_bytes(static_cast<double>(result.fetched)), secs,
-               human_bytes(secs > 0 ? static_cast<double>(result.fetched) / secs : 0), result.attempts,
-               result.attempts == 1 ? "" : "s", actual);
+  log::info("release: downloaded {} in {:.1f} s ({}/s, {} attempt{}), sha256 {}",
+            human_bytes(static_cast<double>(result.fetched)), secs,
+            human_bytes(secs > 0 ? static_cast<double>(result.fetched) / secs : 0), result.attempts,
+            result.attempts == 1 ? "" : "s", actual);
   return result;
 }
 

@@ -2,14 +2,14 @@
 
 #include "kasm_bootstrap/error.hpp"
 #include "kasm_bootstrap/kasm/download_progress.hpp"
+#include "kasm_bootstrap/system/disk_space.hpp"
+#include "kasm_bootstrap/util/log.hpp"
 
 #include <archive.h>
 #include <archive_entry.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include <fstream>
 #include <memory>
@@ -88,12 +88,6 @@ bool symlink_escapes(const std::string& entry_name, const std::string& link_targ
   return false;
 }
 
-std::uint64_t free_bytes(const fs::path& dir) {
-  struct statvfs st {};
-  if (::statvfs(dir.c_str(), &st) != 0) return UINT64_MAX;
-  return static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize;
-}
-
 } // namespace
 
 std::uint64_t estimated_unpacked_size(const fs::path& archive_path) {
@@ -127,7 +121,7 @@ ExtractResult extract_tar_gz(const fs::path& archive_path, const fs::path& targe
   if (ec) fail("cannot resolve " + target.parent_path().string() + ": " + ec.message());
 
   const auto need = estimated_unpacked_size(archive_path);
-  const auto avail = free_bytes(parent);
+  const auto avail = sys::free_bytes(parent).value_or(UINT64_MAX); // unknown: let the write report it
   const std::uint64_t margin = 64u << 20;
   if (need > 0 && avail < need + margin)
     fail(fmt::format("not enough disk space in {}: about {} needed, {} free", parent.string(),
@@ -206,8 +200,8 @@ ExtractResult extract_tar_gz(const fs::path& archive_path, const fs::path& targe
   if (ec) fail("cannot move the extracted tree to " + target.string() + ": " + ec.message());
   tree.release();
   result.dir = target;
-  spdlog::info("release: extracted {} entries ({}) into {}", result.entries,
-               human_bytes(static_cast<double>(result.bytes)), target.string());
+  log::info("release: extracted {} entries ({}) into {}", result.entries,
+            human_bytes(static_cast<double>(result.bytes)), target.string());
   return result;
 }
 

@@ -1,6 +1,7 @@
 #include "kasm_bootstrap/system/swap_file.hpp"
 
 #include "kasm_bootstrap/error.hpp"
+#include "kasm_bootstrap/system/disk_space.hpp"
 #include "kasm_bootstrap/system/root_fs.hpp"
 #include "kasm_bootstrap/system/swap_sizing.hpp"
 #include "kasm_bootstrap/system/unique_fd.hpp"
@@ -12,7 +13,6 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
-#include <sys/statvfs.h>
 #include <sys/swap.h>
 #include <unistd.h>
 
@@ -79,9 +79,9 @@ FsInfo filesystem_at(const fs::path& host_dir) {
 }
 
 std::uint64_t free_bytes_at(const fs::path& host_dir) {
-  struct statvfs st {};
-  if (::statvfs(host_dir.c_str(), &st) != 0) throw_errno("cannot read free space of " + host_dir.string());
-  return static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize;
+  const auto bytes = free_bytes(host_dir);
+  if (!bytes) throw_errno("cannot read free space of " + host_dir.string());
+  return *bytes;
 }
 
 fs::path nearest_existing_dir(const fs::path& host_dir) {

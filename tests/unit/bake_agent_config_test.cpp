@@ -19,7 +19,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string kToken = "tok-bake-yaml-9c1d7e5a";
+const std::string kYamlToken = "tok-bake-yaml-9c1d7e5a";
 const char* kPath = "/opt/kasm/1.15.0/conf/app/agent.app.config.yaml";
 
 // What install.sh -D leaves, plus keys a real agent config carries beside the five.
@@ -49,7 +49,7 @@ std::string dump(const YAML::Node& n) { return YAML::Dump(n); }
 } // namespace
 
 TEST_CASE("agent config: exactly the five registration keys change", "[bake][yaml]") {
-  const Secret token(kToken);
+  const Secret token(kYamlToken);
   const auto r = registration(token);
   CHECK_FALSE(kasm::agent_config_matches(kBaked, r, kPath));
 
@@ -63,7 +63,7 @@ TEST_CASE("agent config: exactly the five registration keys change", "[bake][yam
   REQUIRE(after["manager"]["hostnames"].IsSequence());
   REQUIRE(after["manager"]["hostnames"].size() == 1);
   CHECK(after["manager"]["hostnames"][0].as<std::string>() == "manager.example.test");
-  CHECK(after["manager"]["token"].as<std::string>() == kToken);
+  CHECK(after["manager"]["token"].as<std::string>() == kYamlToken);
 
   // Every other key: same keys, same values, same types.
   CHECK(after.size() == before.size());
@@ -82,7 +82,7 @@ TEST_CASE("agent config: exactly the five registration keys change", "[bake][yam
 }
 
 TEST_CASE("agent config: bad or foreign YAML is refused with the file and the reason", "[bake][yaml]") {
-  const Secret token(kToken);
+  const Secret token(kYamlToken);
   const auto r = registration(token);
   auto error_of = [&](const std::string& text) -> std::string {
     try {
@@ -113,7 +113,7 @@ TEST_CASE("agent config file: rewritten atomically with its mode and owner", "[b
   const bool can_chown = ::geteuid() == 0;
   if (can_chown) REQUIRE(::chown(host.c_str(), 1234, 1235) == 0);
 
-  const Secret token(kToken);
+  const Secret token(kYamlToken);
   kasm::rewrite_agent_config_file(fs, kPath, registration(token));
 
   struct stat st {};
@@ -123,7 +123,7 @@ TEST_CASE("agent config file: rewritten atomically with its mode and owner", "[b
     CHECK(st.st_uid == 1234u);
     CHECK(st.st_gid == 1235u);
   }
-  CHECK(YAML::LoadFile(host.string())["manager"]["token"].as<std::string>() == kToken);
+  CHECK(YAML::LoadFile(host.string())["manager"]["token"].as<std::string>() == kYamlToken);
   std::size_t entries = 0;
   for ([[maybe_unused]] const auto& e : fs::directory_iterator(host.parent_path()))
     ++entries;

@@ -20,7 +20,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string kToken = "tok-fast-path-3b9e71c2d4";
+const std::string kFastPathToken = "tok-fast-path-3b9e71c2d4";
 const std::string kServerId = "7c1d9e20-2a3b-4c5d-8e9f-0a1b2c3d4e5f";
 
 std::string outcome_of(const nlohmann::json& report, const std::string& id) {
@@ -75,7 +75,7 @@ TEST_CASE("fast path: a baked root becomes a healthy agent without download or i
   const auto release = f.release_args();
   args.insert(args.end(), release.begin(), release.end());
   auto env = f.env();
-  env["KASM_BOOTSTRAP_MANAGER_TOKEN"] = kToken;
+  env["KASM_BOOTSTRAP_MANAGER_TOKEN"] = kFastPathToken;
 
   const auto r = run_binary(args, env);
   INFO(r.out + r.err);
@@ -88,9 +88,9 @@ TEST_CASE("fast path: a baked root becomes a healthy agent without download or i
     CHECK(outcome_of(report, id) == "done");
   CHECK(outcome_of(report, "install-agent") == "(absent)");
   CHECK(outcome_of(report, "fetch-release") == "(absent)");
-  CHECK(r.out.find(kToken) == std::string::npos);
-  CHECK(r.err.find(kToken) == std::string::npos);
-  CHECK(read_file(f.root / "var/lib/kasm-bootstrap/kasm-bootstrap.log").find(kToken) == std::string::npos);
+  CHECK(r.out.find(kFastPathToken) == std::string::npos);
+  CHECK(r.err.find(kFastPathToken) == std::string::npos);
+  CHECK(read_file(f.root / "var/lib/kasm-bootstrap/kasm-bootstrap.log").find(kFastPathToken) == std::string::npos);
 
   // No download and no installer: the release server saw only prebake's GET.
   CHECK(f.server.gets().size() == 1);
@@ -103,7 +103,7 @@ TEST_CASE("fast path: a baked root becomes a healthy agent without download or i
   CHECK(yaml["agent"]["provider"].as<std::string>() == "aws");
   REQUIRE(yaml["manager"]["hostnames"].size() == 1);
   CHECK(yaml["manager"]["hostnames"][0].as<std::string>() == "127.0.0.1:" + std::to_string(manager.port()));
-  CHECK(yaml["manager"]["token"].as<std::string>() == kToken);
+  CHECK(yaml["manager"]["token"].as<std::string>() == kFastPathToken);
   CHECK(yaml.size() == baked_yaml.size());
   CHECK(yaml["agent"].size() == baked_yaml["agent"].size());
   CHECK(yaml["manager"].size() == baked_yaml["manager"].size());

@@ -19,7 +19,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string kToken = "PLANTED-token-7f3a9c1e5b2d4f6a8c0e";
+const std::string kPlantedToken = "PLANTED-token-7f3a9c1e5b2d4f6a8c0e";
 // A real key pair made by openssl for each test that needs one; its body lines are what
 // a leak would show.
 struct PlantedPair {
@@ -42,7 +42,7 @@ PlantedPair planted_pair(const TempDir& dir) {
 std::string config_json() {
   nlohmann::json j{{"server_id", "3f6c2a4e-9b1d-4c57-a8e2-6d0f1b7c9e21"},
                    {"manager_address", "127.0.0.1:9"}, // loopback discard port: nothing leaves this machine
-                   {"manager_token", kToken},
+                   {"manager_token", kPlantedToken},
                    {"provider", "aws"},
                    {"agent_address", "10.1.2.3"},
                    {"release_url", "https://127.0.0.1:9/kasm_release.tar.gz"},
@@ -69,7 +69,7 @@ std::map<std::string, std::string> snapshot(const fs::path& dir) {
 
 void require_no_secret(const std::string& channel, const std::string& text, const PlantedPair* pair = nullptr) {
   INFO("channel: " << channel);
-  CHECK(text.find(kToken) == std::string::npos);
+  CHECK(text.find(kPlantedToken) == std::string::npos);
   if (pair) {
     CHECK(text.find(pair->body1) == std::string::npos);
     CHECK(text.find(pair->body2) == std::string::npos);
@@ -94,7 +94,7 @@ TEST_CASE("version and help work on every command", "[cli]") {
 
 TEST_CASE("secrets are refused as flag values without echoing them", "[cli][secrets]") {
   TempDir root;
-  const auto r = run_binary({"plan", "--root", root.path().string(), "--manager-token", kToken});
+  const auto r = run_binary({"plan", "--root", root.path().string(), "--manager-token", kPlantedToken});
   CHECK(r.exit_code == 2);
   CHECK(r.err.find("--manager-token-file") != std::string::npos);
   CHECK(r.err.find("process list") != std::string::npos);
@@ -162,7 +162,7 @@ TEST_CASE("a planted secret appears on no channel: stdout, stderr, log, status, 
   root.write("userdata/console", "\n");
   root.write("userdata/nginx_cert", pair.cert);
   const auto key_file = root.write("secret/key.pem", pair.key);
-  const std::map<std::string, std::string> env{{"KASM_BOOTSTRAP_MANAGER_TOKEN", kToken}};
+  const std::map<std::string, std::string> env{{"KASM_BOOTSTRAP_MANAGER_TOKEN", kPlantedToken}};
 
   std::vector<kb::test::RunResult> results;
   for (const char* format : {"text", "json"}) {

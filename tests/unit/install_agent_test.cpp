@@ -27,7 +27,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string kToken = "tok-5ecr3t-agent-registration-7f3a9c";
+const std::string kAgentToken = "tok-5ecr3t-agent-registration-7f3a9c";
 const std::string kServerId = "5b3c2a10-1f2e-4d5c-9b8a-7e6f5d4c3b2a";
 
 std::vector<std::string> lines_of(const std::string& text) {
@@ -46,7 +46,7 @@ std::vector<std::string> lines_of(const std::string& text) {
 // release unpacked where fetch-release would put it.
 struct InstallFixture {
   TempDir root;
-  Secret token{kToken};
+  Secret token{kAgentToken};
   fs::path release_dir = root.path() / "var/cache/kasm-bootstrap/kasm-release-test/kasm_release";
   fs::path record = root.path() / "fake-installer";
 
@@ -120,12 +120,12 @@ TEST_CASE("installer: argv is Kasm's agent flags, -H, then the configured extras
   const auto argv = kasm::installer_argv(f.invocation());
   CHECK(argv == std::vector<std::string>{"bash", (f.release_dir / "install.sh").string(), "-e", "-S", "agent", "-p",
                                          "10.1.2.3", "-m", "manager.example.test", "-i", kServerId, "-r", "aws", "-M",
-                                         kToken, "-H", "-I", "-L", "443"});
+                                         kAgentToken, "-H", "-I", "-L", "443"});
   auto in = f.invocation();
   in.provider.clear();
   const auto without = kasm::installer_argv(in);
   CHECK(std::find(without.begin(), without.end(), "-r") == without.end());
-  CHECK(sys::describe_command(argv).find(kToken) == std::string::npos);
+  CHECK(sys::describe_command(argv).find(kAgentToken) == std::string::npos);
   CHECK(sys::describe_command(argv).find("-M **** -H") != std::string::npos);
 }
 
@@ -139,7 +139,7 @@ TEST_CASE("installer: a good run gets the flags, apt settings and stdin it needs
   CHECK(f.runs() == 1);
   CHECK(lines_of(read_file(f.record / "argv")) ==
         std::vector<std::string>{"-e", "-S", "agent", "-p", "10.1.2.3", "-m", "manager.example.test", "-i", kServerId,
-                                 "-r", "aws", "-M", kToken, "-H", "-I", "-L", "443"});
+                                 "-r", "aws", "-M", kAgentToken, "-H", "-I", "-L", "443"});
   const auto env = lines_of(read_file(f.record / "env"));
   CHECK(std::count(env.begin(), env.end(), "DEBIAN_FRONTEND=noninteractive") == 1);
   const auto apt_config = std::find_if(env.begin(), env.end(), [](auto& l) { return l.rfind("APT_CONFIG=", 0) == 0; });
@@ -163,7 +163,7 @@ TEST_CASE("installer: a failure reports the exit status and the last lines", "[i
   const auto message = f.run_error(f.invocation());
   CHECK(message.find("install.sh failed (exit status 3)") != std::string::npos);
   CHECK(message.find("ERROR: docker installation failed") != std::string::npos);
-  CHECK(message.find(kToken) == std::string::npos); // the tail is masked too
+  CHECK(message.find(kAgentToken) == std::string::npos); // the tail is masked too
   CHECK(f.runs() == 1);
   CHECK_FALSE(f.temp_files_left());
 }
@@ -247,7 +247,7 @@ TEST_CASE("release and install steps: a run downloads, waits, installs, and neve
   config::Config config;
   config.server_id = kServerId;
   config.manager_address = "manager.example.test";
-  config.manager_token = Secret(kToken);
+  config.manager_token = Secret(kAgentToken);
   config.provider = "aws";
   config.agent_address = "10.1.2.3";
   config.swap_size = "off";
@@ -290,13 +290,13 @@ TEST_CASE("release and install steps: a run downloads, waits, installs, and neve
   INFO(report.failure_message);
   REQUIRE(report.success());
   CHECK(f.runs() == 1);
-  CHECK(read_file(f.record / "argv").find(kToken) != std::string::npos); // it did reach install.sh
+  CHECK(read_file(f.record / "argv").find(kAgentToken) != std::string::npos); // it did reach install.sh
   const auto log = read_file(log_file);
   CHECK(log.find("install.sh: Role: agent, manager: manager.example.test, token: ****") != std::string::npos);
   CHECK(log.find("-M **** -H") != std::string::npos);
   CHECK(log.find("release: downloaded") != std::string::npos);
-  CHECK(all_files_under(f.root.path() / "var/lib/kasm-bootstrap").find(kToken) == std::string::npos);
-  CHECK(all_files_under(f.root.path() / "var/cache/kasm-bootstrap").find(kToken) == std::string::npos);
+  CHECK(all_files_under(f.root.path() / "var/lib/kasm-bootstrap").find(kAgentToken) == std::string::npos);
+  CHECK(all_files_under(f.root.path() / "var/cache/kasm-bootstrap").find(kAgentToken) == std::string::npos);
   const auto& outputs = report.steps;
   const auto fetch = std::find_if(outputs.begin(), outputs.end(), [](auto& s) { return s.id == "fetch-release"; });
   REQUIRE(fetch != outputs.end());
@@ -329,12 +329,12 @@ TEST_CASE("release and install steps: the dry run is honest and masks the token"
                                                  .dump());
   fs::create_directories(root.path() / "etc");
   fs::copy_file(ca.ca_cert, root.path() / "etc/test-ca.crt");
-  const std::map<std::string, std::string> env{{"KASM_BOOTSTRAP_MANAGER_TOKEN", kToken}};
+  const std::map<std::string, std::string> env{{"KASM_BOOTSTRAP_MANAGER_TOKEN", kAgentToken}};
   const auto text = run_binary({"plan", "--root", root.path().string(), "--config", cfg.string()}, env);
   INFO(text.out << text.err);
   CHECK(text.exit_code == 0);
-  CHECK(text.out.find(kToken) == std::string::npos);
-  CHECK(text.err.find(kToken) == std::string::npos);
+  CHECK(text.out.find(kAgentToken) == std::string::npos);
+  CHECK(text.err.find(kAgentToken) == std::string::npos);
   CHECK(text.out.find("fetch  " + server.url()) != std::string::npos);
   CHECK(text.out.find("not cached") != std::string::npos);
   CHECK(text.out.find("CA bundle " + (root.path() / "etc/test-ca.crt").string()) != std::string::npos);
@@ -347,7 +347,7 @@ TEST_CASE("release and install steps: the dry run is honest and masks the token"
   const auto json =
       run_binary({"plan", "--root", root.path().string(), "--config", cfg.string(), "--output", "json"}, env);
   CHECK(json.exit_code == 0);
-  CHECK(json.out.find(kToken) == std::string::npos);
+  CHECK(json.out.find(kAgentToken) == std::string::npos);
   CHECK(json.out.find("-M **** -H") != std::string::npos);
 
   // With the archive in the cache, the dry run says so.

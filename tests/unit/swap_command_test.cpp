@@ -13,7 +13,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string kFstab = "# static file system information\nLABEL=cloudimg-rootfs / ext4 defaults 0 1\n";
+const std::string kCommandFstab = "# static file system information\nLABEL=cloudimg-rootfs / ext4 defaults 0 1\n";
 const std::string kOurLine = "/var/swap.1 none swap sw,nofail,x-kasm-bootstrap 0 0\n";
 
 // A root as an instance sees it: no swap on, 3.8 GiB of RAM, /var on a 64 GiB filesystem.
@@ -23,7 +23,7 @@ struct Instance {
   explicit Instance(const std::string& var_size = "64g", const std::string& meminfo_kb = "3986712") {
     root.write("proc/swaps", "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n");
     root.write("proc/meminfo", "MemTotal:       " + meminfo_kb + " kB\nMemFree:        100000 kB\n");
-    root.write("etc/fstab", kFstab);
+    root.write("etc/fstab", kCommandFstab);
     // tmpfs reserves nothing up front, so "64g" costs no memory and reports exactly 64 GiB free.
     var = std::make_unique<kb::test::ScopedMount>(
         std::vector<std::string>{"-t", "tmpfs", "-o", "size=" + var_size, "tmpfs"}, root.path() / "var");
@@ -51,7 +51,7 @@ TEST_CASE("swap --dry-run states the decision and the numbers, and changes nothi
   CHECK_THAT(r.out, Catch::Contains("append '/var/swap.1 none swap sw,nofail,x-kasm-bootstrap 0 0'"));
   CHECK_THAT(r.out, Catch::Contains("swapon skipped: root is " + vm.root.path().string()));
   CHECK(kb::test::entries(vm.var->path()).empty());
-  CHECK(vm.fstab() == kFstab);
+  CHECK(vm.fstab() == kCommandFstab);
 
   const auto j = vm.swap({"--dry-run", "--output", "json"});
   REQUIRE(j.exit_code == 0);
@@ -101,7 +101,7 @@ TEST_CASE("swap creates the file and one fstab line; a second run changes nothin
   REQUIRE(::stat(file.c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
   CHECK(kb::test::run_process({"blkid", "-p", "-s", "TYPE", "-o", "value", file.string()}).out == "swap\n");
-  CHECK(vm.fstab() == kFstab + kOurLine);
+  CHECK(vm.fstab() == kCommandFstab + kOurLine);
 
   const auto again = vm.swap({"--size", "40M", "--output", "json"});
   REQUIRE(again.exit_code == 0);
@@ -109,7 +109,7 @@ TEST_CASE("swap creates the file and one fstab line; a second run changes nothin
   CHECK(doc.at("already_in_place") == true);
   CHECK(doc.at("outputs").at("swap_status") == "present");
   CHECK(doc.at("decision").at("action") == "reuse");
-  CHECK(vm.fstab() == kFstab + kOurLine);
+  CHECK(vm.fstab() == kCommandFstab + kOurLine);
 }
 
 TEST_CASE("swap does nothing when any swap is already on", "[swap][cli]") {
@@ -125,7 +125,7 @@ TEST_CASE("swap does nothing when any swap is already on", "[swap][cli]") {
   CHECK(doc.at("decision").at("action") == "already-active");
   CHECK(doc.at("outputs").at("swap_status") == "already-active");
   CHECK(kb::test::entries(vm.var->path()).empty());
-  CHECK(vm.fstab() == kFstab);
+  CHECK(vm.fstab() == kCommandFstab);
 }
 
 TEST_CASE("swap that cannot fit fails with exit 5, a clear reason, and nothing left", "[swap][cli]") {
@@ -139,7 +139,7 @@ TEST_CASE("swap that cannot fit fails with exit 5, a clear reason, and nothing l
   CHECK_THAT(r.err, Catch::Contains("not enough disk: 8 GiB swap requested at /var/swap.1 but /var has only 64 MiB "
                                     "free"));
   CHECK(kb::test::entries(vm.var->path()).empty());
-  CHECK(vm.fstab() == kFstab);
+  CHECK(vm.fstab() == kCommandFstab);
 
   const auto j = vm.swap({"--size", "8G", "--output", "json"});
   CHECK(j.exit_code == 5);
@@ -157,5 +157,5 @@ TEST_CASE("swap refuses to overwrite a file that is not swap", "[swap][cli]") {
   CHECK(r.exit_code == 5);
   CHECK_THAT(r.err, Catch::Contains("/var/swap.1 exists and is not a swap file; refusing to overwrite it"));
   CHECK(kb::test::read_file(vm.var->path() / "swap.1") == "precious data\n");
-  CHECK(vm.fstab() == kFstab);
+  CHECK(vm.fstab() == kCommandFstab);
 }

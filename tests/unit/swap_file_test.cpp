@@ -22,7 +22,7 @@ namespace swp = kb::sys::swap;
 
 namespace {
 
-constexpr std::uint64_t kMiB = swp::kMiB;
+using swp::kMiB;
 
 std::map<std::string, std::string> blkid(const fs::path& file) {
   const auto r = test::run_process({"blkid", "-p", "-o", "export", file.string()});
@@ -77,7 +77,7 @@ void write_root_basics(const TempDir& root, const std::string& fstab) {
   root.write("etc/fstab", fstab);
 }
 
-const std::string kFstab = "LABEL=cloudimg-rootfs\t/\t ext4\tdiscard,errors=remount-ro\t0 1";
+const std::string kCloudImageFstab = "LABEL=cloudimg-rootfs\t/\t ext4\tdiscard,errors=remount-ro\t0 1";
 
 } // namespace
 
@@ -223,7 +223,7 @@ TEST_CASE("ensure-swap under a temp root: real swapon, one fstab line, idempoten
     return;
   }
   TempDir root;
-  write_root_basics(root, kFstab);
+  write_root_basics(root, kCloudImageFstab);
   const auto target = root.path() / "var/swap.1";
   test::SwapGuard guard(target);
   StepHarness h(root.path());
@@ -239,7 +239,7 @@ TEST_CASE("ensure-swap under a temp root: real swapon, one fstab line, idempoten
   CHECK(out.at("swap_size_bytes") == std::to_string(48 * kMiB));
   CHECK(blkid(target)["UUID"] == out.at("swap_uuid"));
   CHECK(test::active_swap_kib(target) > 0);
-  const std::string fstab_after = kFstab + "\n/var/swap.1 none swap sw,nofail,x-kasm-bootstrap 0 0\n";
+  const std::string fstab_after = kCloudImageFstab + "\n/var/swap.1 none swap sw,nofail,x-kasm-bootstrap 0 0\n";
   CHECK(test::read_file(root.path() / "etc/fstab") == fstab_after);
 
   // Again: the file is reused (already on), fstab keeps its single line.
@@ -263,7 +263,7 @@ TEST_CASE("ensure-swap: swapon refused (tmpfs) removes the file and leaves fstab
     return;
   }
   TempDir root;
-  write_root_basics(root, kFstab);
+  write_root_basics(root, kCloudImageFstab);
   test::ScopedMount var({"-t", "tmpfs", "-o", "size=64m", "tmpfs"}, root.path() / "var");
   test::SwapGuard guard(root.path() / "var/swap.1"); // in case this kernel does accept it
   StepHarness h(root.path());
@@ -279,7 +279,7 @@ TEST_CASE("ensure-swap: swapon refused (tmpfs) removes the file and leaves fstab
                              Catch::Contains("the run continues without swap"));
   }
   CHECK(test::entries(var.path()).empty());
-  CHECK(test::read_file(root.path() / "etc/fstab") == kFstab);
+  CHECK(test::read_file(root.path() / "etc/fstab") == kCloudImageFstab);
 }
 
 TEST_CASE("ensure-swap: an explicit size larger than the disk fails before writing anything", "[swap][root][step]") {
@@ -288,7 +288,7 @@ TEST_CASE("ensure-swap: an explicit size larger than the disk fails before writi
     return;
   }
   TempDir root;
-  write_root_basics(root, kFstab);
+  write_root_basics(root, kCloudImageFstab);
   test::ScopedMount var({"-t", "tmpfs", "-o", "size=32m", "tmpfs"}, root.path() / "var");
   StepHarness h(root.path());
   h.config.swap_size = "1G";
@@ -305,5 +305,5 @@ TEST_CASE("ensure-swap: an explicit size larger than the disk fails before writi
                              Catch::Contains("swap_required is true, so this stops the run"));
   }
   CHECK(test::entries(var.path()).empty());
-  CHECK(test::read_file(root.path() / "etc/fstab") == kFstab);
+  CHECK(test::read_file(root.path() / "etc/fstab") == kCloudImageFstab);
 }
