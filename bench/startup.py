@@ -4,7 +4,7 @@ same invocation, against the same fake AWS world (tests/e2e/world.py: network na
 fake IMDS, HTTPS release server, fake manager, a real dockerd, the fake installer that
 starts real kasm_agent/kasm_proxy containers). Prints numbers only; asserts no time.
 
-  bench/startup.py [BINARY]        (default: build/ci/kasm-bootstrap; or $KB_BINARY)
+  bench/startup.py [BINARY]        (default: build/static/kasm-bootstrap, the release binary; or $KB_BINARY)
   env: ROUNDS (3), SWAP_GB (8, the stock size; 0 = neither tool makes swap),
        RELEASE_MB (2: the fake tarball's padding), DEMO (1: also run the bash script once
        with IMDSv2 required and show the address it registers)
@@ -221,7 +221,7 @@ def row(label, m):
 
 def main():
     binary = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("KB_BINARY",
-                                                                  os.path.join(TOP, "build", "ci", "kasm-bootstrap"))
+                                                                  os.path.join(TOP, "build", "static", "kasm-bootstrap"))
     if not os.access(binary, os.X_OK):
         sys.exit(f"startup bench: no kasm-bootstrap binary at {binary} (give its path)")
     rounds = int(os.environ.get("ROUNDS", "3"))

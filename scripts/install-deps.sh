@@ -50,8 +50,10 @@ if ((${#missing[@]})); then
   sudo_cmd=()
   [[ $(id -u) -ne 0 ]] && sudo_cmd=(sudo)
   echo "install-deps: installing ${missing[*]}" >&2
-  "${sudo_cmd[@]}" apt-get update -q
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # Another apt (unattended-upgrades, cloud-init, a second job) may hold dpkg's lock:
+  # wait up to 10 minutes for it instead of failing with "Could not get lock".
+  "${sudo_cmd[@]}" apt-get -q -o DPkg::Lock::Timeout=600 update
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get -q -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${missing[@]}"
 else
   echo "install-deps: all ${#pkgs[@]} packages present" >&2
 fi

@@ -1,52 +1,117 @@
 #!/usr/bin/env bash
 # The one test command (README, .ci/run): installs everything, builds with warnings as
-# errors, runs every suite. Suites that need root (network namespaces, swapon, a real
-# dockerd) say so and skip when not root.
-#   scripts/test.sh            everything: ci build + tests, ASan/UBSan build + tests,
-#                              release engineering (static binary, packer, templates, .deb)
-#                              and clang-tidy (scripts/lint.sh)
-#   KB_TEST_QUICK=1 scripts/test.sh   only the format check, the ci build and its tests
+# errors, runs every suite, and ends with a table of stages, wall times and counts.
+# Suites that need root (network namespaces, swapon, a real dockerd) say so and skip when
+# not root.
+#
+#   scripts/test.sh                   every stage below
+#   KB_TEST_QUICK=1 scripts/test.sh   only the format check, the static build and its tests
+#   KB_TIDY_ALL=1 scripts/test.sh     clang-tidy over every file, not only the changed ones
+#   KB_FUZZ_SECONDS=N                 seconds per fuzz target (default 20)
+#
+# Stages, in order (each builds from the clean tree; the budget is 25 min on 2 cores):
+#   dependencies   scripts/install-deps.sh --test (apt-get, waits for dpkg's lock)
+#   format         clang-format check of every tracked C++ file
+#   static deps    libcurl.a, libsystemd.a from Debian's source packages
+#   static build   the release binary and the unit tests (preset static: -Werror, unity)
+#   static tests   every ctest entry, unit and e2e, against the static binary, the
+#                  artifact that ships
+#   asan build     preset asan: ASan + UBSan, -Werror, unity
+#   asan tests     every ctest entry, unit and e2e, against the ASan/UBSan binary
+#   fuzz           the libFuzzer targets, two at a time (one per core)
+#   clang-tidy     every src/ file changed since scripts/tidy-record.txt (KB_TIDY_ALL=1: all)
+#   release        binary checks and empty chroot, systemd units, packer, templates, .deb
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
 start=$SECONDS
-section() { printf '\n=== %s (%ds) ===\n' "$*" $((SECONDS - start)); }
+logs=$(mktemp -d "${TMPDIR:-/tmp}/kb-test.XXXXXX")
+trap 'rm -rf "$logs"' EXIT
 
-section "dependencies"
-scripts/install-deps.sh --test
+stage_names=()
+stage_times=()
+stage_counts=()
+total_passed=0
+total_failed=0
 
-section "lint: clang-format"
-scripts/lint.sh --format
+print_table() {
+  printf '\n=== stages (%d s in all) ===\n' $((SECONDS - start))
+  printf '  %-14s %7s  %s\n' stage seconds count
+  local i
+  for i in "${!stage_names[@]}"; do
+    printf '  %-14s %7s  %s\n' "${stage_names[i]}" "${stage_times[i]}" "${stage_counts[i]}"
+  done
+}
 
-section "build: ci preset (warnings are errors)"
-cmake --preset ci >/dev/null
-cmake --build --preset ci -j"$jobs"
+# What a stage counted, read back from its log: ctest's summary line, the fuzz summary,
+# the lint lines. Empty when the stage prints none of these.
+count_of() {
+  local log=$1 line
+  if line=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests failed out of [0-9]+' "$log" | tail -n1); then
+    local failed total
+    failed=$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\1/' <<<"$line")
+    total=$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\2/' <<<"$line")
+    total_passed=$((total_passed + total - failed))
+    total_failed=$((total_failed + failed))
+    local skipped
+    skipped=$(grep -cE '\*\*\*Skipped|Not Run' "$log" || true)
+    printf '%s tests, %s failed, %s skipped' "$total" "$failed" "$skipped"
+  elif line=$(grep -E '^fuzz.sh: [0-9]+ s per target' "$log" | tail -n1); then
+    printf '%s targets x %s' "$(grep -cE '^  [a-z_]+ +[0-9?]+ execs' "$log")" "${line#fuzz.sh: }"
+  else
+    line=$(grep -hoE '(clang-format: [0-9]+ files formatted|clang-tidy: [0-9]+ of [0-9]+ files changed|clang-tidy: [0-9]+ files clean)' "$log" |
+      tr '\n' ';' | sed 's/;$//; s/;/; /g')
+    # test-release.sh's summary: one "ok" or "FAILED" line per check.
+    if [[ -z $line ]] && grep -q '^========== test-release summary' "$log"; then
+      line="$(grep -cE '^  ok ' "$log") checks ok, $(grep -cE '^  FAILED ' "$log") failed"
+    fi
+    printf '%s' "$line"
+  fi
+}
 
-section "tests: ci preset"
-ctest --preset ci -j"$jobs"
+# stage NAME COMMAND...: runs the command with its output shown and kept, records its
+# wall time and count; on failure prints the table so far and exits with its status.
+stage() {
+  local name=$1
+  shift
+  local log="$logs/${#stage_names[@]}.log" t0=$SECONDS rc=0
+  printf '\n=== %s (at %d s) ===\n' "$name" $((SECONDS - start))
+  "$@" 2>&1 | tee "$log" || rc=${PIPESTATUS[0]}
+  stage_names+=("$name")
+  stage_times+=($((SECONDS - t0)))
+  stage_counts+=("$(count_of "$log")")
+  if ((rc != 0)); then
+    stage_counts[-1]+="${stage_counts[-1]:+; }FAILED (exit $rc)"
+    print_table
+    printf '\n%s: FAILED (exit %d)\n' "$name" "$rc" >&2
+    exit "$rc"
+  fi
+}
 
-if [[ "${KB_TEST_QUICK:-0}" == 1 ]]; then
-  section "quick mode: done"
-  exit 0
+sanitizer_env=(env ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
+# ctest: the tests mostly wait (servers, timeouts, dockerd), so 2 per core; the e2e suites
+# hold one lock among themselves (tests/CMakeLists.txt) and are started first.
+ctest_jobs=$((jobs * 2))
+
+stage "dependencies" scripts/install-deps.sh --test
+stage "format" scripts/lint.sh --format
+stage "static deps" scripts/build-static-deps.sh
+stage "static build" bash -c 'cmake --preset static >/dev/null && cmake --build --preset static -j"$1"' _ "$jobs"
+stage "static tests" ctest --preset static -j"$ctest_jobs"
+
+if [[ "${KB_TEST_QUICK:-0}" != 1 ]]; then
+  stage "asan build" bash -c 'cmake --preset asan >/dev/null && cmake --build --preset asan -j"$1"' _ "$jobs"
+  stage "asan tests" "${sanitizer_env[@]}" ctest --preset asan -j"$ctest_jobs"
+  stage "fuzz" env KB_FUZZ_PARALLEL="$jobs" scripts/fuzz.sh "${KB_FUZZ_SECONDS:-20}"
+  if [[ "${KB_TIDY_ALL:-0}" == 1 ]]; then
+    stage "clang-tidy" scripts/lint.sh --tidy-all
+  else
+    stage "clang-tidy" scripts/lint.sh --tidy
+  fi
+  # The static binary and its tests ran above; the release checks use that build as it is.
+  stage "release" env KB_SKIP_CTEST=1 scripts/test-release.sh
 fi
 
-section "build: asan preset (AddressSanitizer + UBSan)"
-cmake --preset asan >/dev/null
-cmake --build --preset asan -j"$jobs"
-
-section "tests: asan preset"
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  ctest --preset asan -j"$jobs"
-
-section "fuzz: libFuzzer targets, ${KB_FUZZ_SECONDS:-20} s each (clang, ASan + UBSan)"
-scripts/fuzz.sh "${KB_FUZZ_SECONDS:-20}"
-
-section "lint: clang-tidy over src/ (.clang-tidy)"
-scripts/lint.sh --tidy
-
-if [[ -x scripts/test-release.sh ]]; then
-  section "release engineering: static binary, packer, cloud-init templates, .deb"
-  scripts/test-release.sh
-fi
-
-section "all suites passed"
+print_table
+echo "all stages passed; ctest entries over all stages:"
+printf 'total: %d passed, %d failed\n' "$total_passed" "$total_failed"
