@@ -2,13 +2,20 @@
 """Builds a fake Kasm release tarball (kasm_release/ with the fake install.sh) for tests,
 optionally with a hostile entry.
 
-  make_release.py --out FILE.tar.gz [--version 1.15.0] [--pad BYTES] [--evil KIND]
+  make_release.py --out FILE.tar.gz [--version 1.15.0] [--pad BYTES] [--evil KIND] [--special]
 
 KIND: dotdot          an entry kasm_release/../../evil.txt
       abs-path        an entry named --abs-name (absolute)
       abs-symlink     a symlink kasm_release/etc -> /etc
       escape-symlink  a symlink kasm_release/up -> ../../..
+      escape-one      a symlink kasm_release/up -> ../.. (one level above the top)
+      hardlink-dotdot a hard link kasm_release/hl to kasm_release/../../evil.txt
+      hardlink-abs    a hard link kasm_release/hl to --abs-name (absolute)
       through-symlink a symlink kasm_release/link -> conf, then kasm_release/link/evil.txt
+--special adds entries a real release may carry and extraction must tame or keep:
+  kasm_release/bin/suid (mode 04755), kasm_release/bin/sgid (mode 02755), a hard link
+  kasm_release/bin/hard to kasm_release/install.sh, and a symlink kasm_release/conf/top
+  -> ../.. (the top of the tree itself, not above it).
 Prints the SHA-256 of the tarball on stdout.
 """
 import argparse
@@ -45,6 +52,7 @@ def main():
     p.add_argument("--pad", type=int, default=0)
     p.add_argument("--evil", default="")
     p.add_argument("--abs-name", default="/tmp/kb-evil-abs.txt")
+    p.add_argument("--special", action="store_true")
     a = p.parse_args()
     with tarfile.open(a.out, "w:gz", format=tarfile.PAX_FORMAT) as tar:
         dirinfo = tarfile.TarInfo("kasm_release")
@@ -61,6 +69,11 @@ def main():
             # Incompressible, so the archive really is about this big.
             rnd = random.Random(42)
             add_bytes(tar, "kasm_release/padding.bin", rnd.randbytes(a.pad))
+        if a.special:
+            add_bytes(tar, "kasm_release/bin/suid", b"#!/bin/sh\n", 0o4755)
+            add_bytes(tar, "kasm_release/bin/sgid", b"#!/bin/sh\n", 0o2755)
+            add_link(tar, "kasm_release/bin/hard", "kasm_release/install.sh", tarfile.LNKTYPE)
+            add_link(tar, "kasm_release/conf/top", "../..")
         if a.evil == "dotdot":
             add_bytes(tar, "kasm_release/../../evil.txt", b"escaped\n")
         elif a.evil == "abs-path":
@@ -69,6 +82,12 @@ def main():
             add_link(tar, "kasm_release/etc", "/etc")
         elif a.evil == "escape-symlink":
             add_link(tar, "kasm_release/up", "../../..")
+        elif a.evil == "escape-one":
+            add_link(tar, "kasm_release/up", "../..")
+        elif a.evil == "hardlink-dotdot":
+            add_link(tar, "kasm_release/hl", "kasm_release/../../evil.txt", tarfile.LNKTYPE)
+        elif a.evil == "hardlink-abs":
+            add_link(tar, "kasm_release/hl", a.abs_name, tarfile.LNKTYPE)
         elif a.evil == "through-symlink":
             add_link(tar, "kasm_release/link", "conf")
             add_bytes(tar, "kasm_release/link/evil.txt", b"through a symlink\n")

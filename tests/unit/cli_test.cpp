@@ -125,8 +125,17 @@ TEST_CASE("plan and run --dry-run change nothing under the root", "[cli][dry-run
   root.write("etc/fstab", "UUID=abc / ext4 defaults 0 1\n");
   root.write("etc/os-release", "PRETTY_NAME=\"Ubuntu 22.04.4 LTS\"\n");
   root.write("proc/meminfo", "MemTotal:        4020000 kB\n");
-  root.write("var/lib/kasm-bootstrap/keep", "x");
   const auto cfg = root.write("cfg/c.json", config_json());
+  // Twice: on a root that lacks every directory a run would create (state, cache, log,
+  // /opt/kasm, /run), where creating one shows as a new entry, and on one whose state
+  // directory already holds a file, which must stay as it is.
+  const bool with_state_dir = GENERATE(false, true);
+  INFO("state directory present: " << with_state_dir);
+  if (with_state_dir) root.write("var/lib/kasm-bootstrap/keep", "x");
+  if (!with_state_dir) {
+    for (const char* dir : {"var", "opt", "run", "tmp"})
+      REQUIRE_FALSE(fs::exists(root.path() / dir));
+  }
   const auto before = snapshot(root.path());
   for (std::vector<std::string> args : {std::vector<std::string>{"plan"}, {"run", "--dry-run"}}) {
     for (const char* format : {"text", "json"}) {

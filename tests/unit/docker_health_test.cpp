@@ -88,6 +88,21 @@ TEST_CASE("health: healthy agent, then a stopped container and a failing manager
     CHECK(bad.out.find("kasm_proxy   ok") != std::string::npos);
     CHECK(bad.out.find("UNHEALTHY (kasm_agent: exited") != std::string::npos);
   }
+  SECTION("a stopped container without a health check fails the check too") {
+    // kasm_proxy has no health check (like Kasm's proxy): only its state can say it is down.
+    REQUIRE(world.docker({"inspect", "-f", "{{.State.Health}}", "kasm_proxy"}).find("<nil>") != std::string::npos);
+    world.docker({"stop", "-t", "1", "kasm_proxy"});
+    const auto bad = h.health(*manager, {"--manager-ca", "/etc/kasm-bootstrap/manager-ca.pem", "--output", "json"});
+    INFO(bad.out + bad.err);
+    CHECK(bad.exit_code == 10);
+    const auto d = nlohmann::json::parse(bad.out);
+    CHECK(d["healthy"] == false);
+    const auto* proxy = find_check(d, "kasm_proxy");
+    REQUIRE(proxy);
+    CHECK((*proxy)["ok"] == false);
+    CHECK((*proxy)["detail"].get<std::string>().find("exited") != std::string::npos);
+    CHECK((*find_check(d, "kasm_agent"))["ok"] == true);
+  }
   SECTION("a manager that is not ok, or not JSON, fails the check") {
     for (const auto& [mode, expect] : std::vector<std::pair<std::string, std::string>>{
              {"notok", "without \\\"ok\\\": true"}, {"500", "HTTP 500"}, {"notjson", "not JSON"}}) {

@@ -26,9 +26,23 @@ TEST_CASE("auto swap size follows cloud-init's table at each boundary", "[swap][
   CHECK(auto_size(4 * kGiB, kBigDisk, kPage).bytes == 4 * kGiB);
   CHECK(auto_size(4 * kGiB, kBigDisk, kPage).rule.find("4 GiB <= RAM < 16 GiB") == 0);
   CHECK(auto_size(16 * kGiB - kPage, kBigDisk, kPage).bytes == 4 * kGiB);
+  CHECK(auto_size(16 * kGiB - kPage, kBigDisk, kPage).rule.find("4 GiB <= RAM < 16 GiB") == 0);
+  // Inside the band, where the square-root rule would give 2 or 3 GiB (sqrt(6) = 2.4,
+  // sqrt(12) = 3.46) and the RAM rule 5 to 13 GiB: a step moved anywhere between 4 and
+  // 16 GiB changes one of these.
+  for (const std::uint64_t gib : {5, 6, 8, 9, 10, 11, 12, 13}) {
+    INFO(gib << " GiB of RAM");
+    CHECK(auto_size(gib * kGiB, kBigDisk, kPage).bytes == 4 * kGiB);
+    CHECK(auto_size(gib * kGiB, kBigDisk, kPage).rule.find("4 GiB <= RAM < 16 GiB") == 0);
+  }
+  // Below 4 GiB the swap follows the RAM, so a step moved down shows here.
+  CHECK(auto_size(3 * kGiB, kBigDisk, kPage).bytes == 3 * kGiB);
+  CHECK(auto_size(2 * kGiB, kBigDisk, kPage).rule.find("RAM < 4 GiB") == 0);
   // RAM >= 16 GiB: round(sqrt(RAM GiB)) GiB.
   CHECK(auto_size(16 * kGiB, kBigDisk, kPage).bytes == 4 * kGiB);
   CHECK(auto_size(16 * kGiB, kBigDisk, kPage).rule.find("RAM >= 16 GiB") == 0);
+  CHECK(auto_size(17 * kGiB, kBigDisk, kPage).rule.find("RAM >= 16 GiB") == 0);
+  CHECK(auto_size(25 * kGiB, kBigDisk, kPage).bytes == 5 * kGiB);
   CHECK(auto_size(64 * kGiB, kBigDisk, kPage).bytes == 8 * kGiB);
   CHECK(auto_size(1024 * kGiB, 100000 * kGiB, kPage).bytes == 32 * kGiB);
   // Python's round() sends .5 to the even neighbour: sqrt(20.25) = 4.5 -> 4, sqrt(30.25) = 5.5 -> 6.

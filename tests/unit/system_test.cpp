@@ -8,6 +8,7 @@
 #include "test_support.hpp"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
@@ -70,6 +71,29 @@ TEST_CASE("child processes: output lines, exit status, stdin closed, deadline ki
     const auto p = runner.run(prompt);
     CHECK(p.exit_code == 9);
     CHECK_FALSE(p.timed_out);
+  }
+  SECTION("stdin is /dev/null even when ours is an open pipe that never ends") {
+    // The suite's own stdin is often /dev/null already, which would hide a child that
+    // inherits it: give this process a pipe on fd 0 whose write end stays open, so a
+    // child that inherited it would block on `read` until the deadline.
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    const int saved = ::dup(0);
+    REQUIRE(saved >= 0);
+    REQUIRE(::dup2(fds[0], 0) == 0);
+    sys::Command who;
+    who.argv = {"sh", "-c", "readlink /proc/self/fd/0; read answer || { echo no-input; exit 9; }"};
+    who.timeout = std::chrono::seconds(20);
+    std::vector<std::string> said;
+    who.on_output_line = [&](std::string_view l) { said.emplace_back(l); };
+    const auto w = runner.run(who);
+    ::dup2(saved, 0);
+    ::close(saved);
+    ::close(fds[0]);
+    ::close(fds[1]);
+    CHECK(said == std::vector<std::string>{"/dev/null", "no-input"});
+    CHECK(w.exit_code == 9);
+    CHECK_FALSE(w.timed_out);
   }
   SECTION("the deadline stops the child and its own children") {
     TempDir tmp;
