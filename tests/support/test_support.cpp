@@ -261,4 +261,18 @@ void NetNamespace::exec(const std::vector<std::string>& argv) const {
   must_run(full);
 }
 
+namespace {
+std::atomic<int> g_skipped{0};
+} // namespace
+
+void note_skip(const std::string& reason) {
+  const char* no_skip = std::getenv("KB_TEST_NO_SKIP"); // NOLINT(concurrency-mt-unsafe): read-only environment
+  if (no_skip && std::string(no_skip) == "1")
+    FAIL("this test would be skipped, but KB_TEST_NO_SKIP=1 says every capability is present here: " << reason);
+  WARN("skipped: " << reason);
+  ++g_skipped;
+}
+
+int skipped_tests() { return g_skipped.load(); }
+
 } // namespace kb::test

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -99,4 +100,22 @@ private:
 // Runs a setup command on the host; throws with its output when it fails.
 void must_run(const std::vector<std::string>& argv);
 
+// Skips. A test that cannot run here (not root, a tool or kernel feature missing) says so
+// with KB_SKIP(reason): the reason is shown, the test case returns, and the test process
+// exits with kSkipExitCode, which ctest reports as skipped (SKIP_RETURN_CODE in
+// tests/CMakeLists.txt), never as passed. Where every capability must be present
+// (scripts/test.sh sets KB_TEST_NO_SKIP=1 when it runs as root), a skip is a failure.
+inline constexpr int kSkipExitCode = 77;
+void note_skip(const std::string& reason);
+// How many test cases of this process skipped (main.cpp turns it into the exit code).
+int skipped_tests();
+
 } // namespace kb::test
+
+#define KB_SKIP(reason)                                                                                                \
+  do {                                                                                                                 \
+    std::ostringstream kb_skip_reason;                                                                                 \
+    kb_skip_reason << reason;                                                                                          \
+    kb::test::note_skip(kb_skip_reason.str());                                                                         \
+    return;                                                                                                            \
+  } while (false)

@@ -37,7 +37,7 @@ TEST_CASE("imds: with tokens required, the private address comes through a PUT t
 }
 
 TEST_CASE("imds: the fake refuses a tokenless GET with 401, as AWS does for the bash script's IMDSv1 call",
-          "[address][imds]") {
+          "[address][imds][fake]") {
   FakeServer server("imds.py", {"--tokens", "required"});
   net::HttpClient http;
   net::HttpRequest plain;

@@ -17,11 +17,9 @@ using namespace kb::test;
 
 namespace {
 
-bool namespaces_or_warn() {
-  if (network_namespaces_available()) return true;
-  WARN("skipped: network namespaces cannot be created here (needs root and `ip netns`)");
-  return false;
-}
+#define KB_REQUIRE_NAMESPACES()                                                                                        \
+  if (!network_namespaces_available()) KB_SKIP("network namespaces cannot be created here (needs root and `ip "        \
+                                               "netns`)")
 
 std::string unique_link(const std::string& prefix) {
   static std::atomic<int> n{0};
@@ -67,7 +65,7 @@ struct AwsRoot : TempDir {
 
 TEST_CASE("netns: on an IMDSv2-only 'EC2 instance' the binary finds the private address with its defaults",
           "[address][netns]") {
-  if (!namespaces_or_warn()) return;
+  KB_REQUIRE_NAMESPACES();
   CloudNetwork net;
   FakeServer imds("imds.py",
                   {"--bind", "169.254.169.254", "--port", "80", "--tokens", "required", "--local-ipv4", "172.31.77.5"},
@@ -87,8 +85,8 @@ TEST_CASE("netns: on an IMDSv2-only 'EC2 instance' the binary finds the private 
 }
 
 TEST_CASE("netns: the bash script's IMDSv1 curl gets 401 from the same service (why it lost the address)",
-          "[address][netns]") {
-  if (!namespaces_or_warn()) return;
+          "[address][netns][fake]") {
+  KB_REQUIRE_NAMESPACES();
   CloudNetwork net;
   FakeServer imds("imds.py", {"--bind", "169.254.169.254", "--port", "80", "--tokens", "required"}, net.imds.name());
   const auto r = run_process({"ip", "netns", "exec", net.instance.name(), "curl", "-s", "-o", "/dev/null", "-w",
@@ -98,7 +96,7 @@ TEST_CASE("netns: the bash script's IMDSv1 curl gets 401 from the same service (
 
 TEST_CASE("netns: no answer to the token PUT (hop limit) falls back to the route address and says why",
           "[address][netns]") {
-  if (!namespaces_or_warn()) return;
+  KB_REQUIRE_NAMESPACES();
   CloudNetwork net;
   FakeServer imds("imds.py", {"--bind", "169.254.169.254", "--port", "80", "--hang-token"}, net.imds.name());
   const AwsRoot root;
@@ -116,7 +114,7 @@ TEST_CASE("netns: no answer to the token PUT (hop limit) falls back to the route
 
 TEST_CASE("netns: where nothing answers at 169.254.169.254, the route address follows the bounded retries",
           "[address][netns]") {
-  if (!namespaces_or_warn()) return;
+  KB_REQUIRE_NAMESPACES();
   CloudNetwork net(false);
   const AwsRoot root;
   const auto r = net.detect(root);
@@ -129,7 +127,7 @@ TEST_CASE("netns: where nothing answers at 169.254.169.254, the route address fo
 }
 
 TEST_CASE("netns: local sources: route, a named interface, first-global past a docker bridge", "[address][netns]") {
-  if (!namespaces_or_warn()) return;
+  KB_REQUIRE_NAMESPACES();
   NetNamespace host("kbal");
   const auto a = unique_link("kbe"), b = unique_link("kbf"), ll = unique_link("kbl");
   host.exec({"ip", "link", "add", "docker0", "type", "bridge"}); // first, so it comes first in the list

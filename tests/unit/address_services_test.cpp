@@ -36,7 +36,7 @@ TEST_CASE("gcp: an answer without the Metadata-Flavor header is not from GCP and
 }
 
 TEST_CASE("gcp: the fake refuses a request without the header (so the passing test above proves we send it)",
-          "[address][services]") {
+          "[address][services][fake]") {
   FakeServer server("imds.py", {"--cloud", "gcp"});
   net::HttpClient http;
   net::HttpRequest bare;

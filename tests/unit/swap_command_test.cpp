@@ -40,8 +40,7 @@ struct Instance {
 
 TEST_CASE("swap --dry-run states the decision and the numbers, and changes nothing", "[swap][cli]") {
   if (!kb::test::running_as_root()) {
-    WARN("not root (tmpfs mount needed): skipped");
-    return;
+    KB_SKIP("not root (tmpfs mount needed)");
   }
   Instance vm;
   const auto r = vm.swap({"--dry-run"});
@@ -69,8 +68,7 @@ TEST_CASE("swap --dry-run states the decision and the numbers, and changes nothi
 
 TEST_CASE("swap --size picks the size; the disk cap shows in the decision", "[swap][cli]") {
   if (!kb::test::running_as_root()) {
-    WARN("not root: skipped");
-    return;
+    KB_SKIP("needs root");
   }
   Instance big_ram("8g", "67108864"); // 64 GiB RAM -> 8 GiB by the table, but a quarter of 8 GiB is 2 GiB
   auto r = big_ram.swap({"--dry-run"});
@@ -85,8 +83,7 @@ TEST_CASE("swap --size picks the size; the disk cap shows in the decision", "[sw
 
 TEST_CASE("swap creates the file and one fstab line; a second run changes nothing", "[swap][cli]") {
   if (!kb::test::running_as_root()) {
-    WARN("not root: skipped");
-    return;
+    KB_SKIP("needs root");
   }
   Instance vm("256m");
   const auto r = vm.swap({"--size", "40M"});
@@ -114,8 +111,7 @@ TEST_CASE("swap creates the file and one fstab line; a second run changes nothin
 
 TEST_CASE("swap does nothing when any swap is already on", "[swap][cli]") {
   if (!kb::test::running_as_root()) {
-    WARN("not root: skipped");
-    return;
+    KB_SKIP("needs root");
   }
   Instance vm;
   vm.root.write("proc/swaps", "Filename Type Size Used Priority\n/swapfile file 2097148 0 -2\n");
@@ -130,8 +126,7 @@ TEST_CASE("swap does nothing when any swap is already on", "[swap][cli]") {
 
 TEST_CASE("swap that cannot fit fails with exit 5, a clear reason, and nothing left", "[swap][cli]") {
   if (!kb::test::running_as_root()) {
-    WARN("not root: skipped");
-    return;
+    KB_SKIP("needs root");
   }
   Instance vm("64m");
   const auto r = vm.swap({"--size", "8G"});
@@ -148,8 +143,7 @@ TEST_CASE("swap that cannot fit fails with exit 5, a clear reason, and nothing l
 
 TEST_CASE("swap refuses to overwrite a file that is not swap", "[swap][cli]") {
   if (!kb::test::running_as_root()) {
-    WARN("not root: skipped");
-    return;
+    KB_SKIP("needs root");
   }
   Instance vm;
   vm.root.write("var/swap.1", "precious data\n");

@@ -83,8 +83,7 @@ const std::string kCloudImageFstab = "LABEL=cloudimg-rootfs\t/\t ext4\tdiscard,e
 
 TEST_CASE("a swap file's header reads back in blkid, swaplabel and file(1)", "[swap][root]") {
   if (!test::have_tool("blkid") || !test::have_tool("swaplabel")) {
-    WARN("blkid/swaplabel not installed (util-linux): skipped");
-    return;
+    KB_SKIP("blkid/swaplabel not installed (util-linux)");
   }
   TempDir dir;
   const auto target = dir.path() / "swap.1";
@@ -99,8 +98,7 @@ TEST_CASE("a swap file's header reads back in blkid, swaplabel and file(1)", "[s
 
 TEST_CASE("the kernel accepts the file: real swapon, then swapoff and removal", "[swap][root]") {
   if (!test::running_as_root()) {
-    WARN("not root: swapon test skipped");
-    return;
+    KB_SKIP("not root: swapon needs root");
   }
   TempDir dir;
   const auto target = dir.path() / "swap.1";
@@ -110,8 +108,7 @@ TEST_CASE("the kernel accepts the file: real swapon, then swapoff and removal", 
   try {
     result = swp::enable_swap(target, "/swap.1");
   } catch (const Error& e) {
-    WARN(std::string("this kernel/filesystem refuses swap files here: ") + e.what());
-    return;
+    KB_SKIP(std::string("this kernel/filesystem refuses swap files here: ") + e.what());
   }
   CHECK(result == swp::EnableResult::kEnabled);
   // The kernel counts every page but the header page.
@@ -124,8 +121,7 @@ TEST_CASE("the kernel accepts the file: real swapon, then swapoff and removal", 
 
 TEST_CASE("ext4 full: fallocate's ENOSPC leaves nothing behind", "[swap][root]") {
   if (!test::can_loop_mount("mkfs.ext4")) {
-    WARN("no loop mounts or mkfs.ext4: skipped");
-    return;
+    KB_SKIP("no loop mounts or mkfs.ext4");
   }
   TempDir dir;
   auto mount = test::loop_filesystem(dir.path() / "ext4.img", 32, {"mkfs.ext4", "-q", "-F"}, dir.path() / "mnt");
@@ -143,8 +139,7 @@ TEST_CASE("ext4 full: fallocate's ENOSPC leaves nothing behind", "[swap][root]")
 
 TEST_CASE("tmpfs full midway through writing zeros: nothing left behind", "[swap][root]") {
   if (!test::running_as_root()) {
-    WARN("not root: skipped");
-    return;
+    KB_SKIP("needs root");
   }
   TempDir dir;
   test::ScopedMount mount({"-t", "tmpfs", "-o", "size=8m", "tmpfs"}, dir.path() / "mnt");
@@ -161,8 +156,7 @@ TEST_CASE("tmpfs full midway through writing zeros: nothing left behind", "[swap
 
 TEST_CASE("a read-only filesystem is named as the reason", "[swap][root]") {
   if (!test::running_as_root()) {
-    WARN("not root: skipped");
-    return;
+    KB_SKIP("needs root");
   }
   TempDir dir;
   test::ScopedMount mount({"-t", "tmpfs", "-o", "ro,size=1m", "tmpfs"}, dir.path() / "mnt");
@@ -178,8 +172,7 @@ TEST_CASE("a read-only filesystem is named as the reason", "[swap][root]") {
 
 TEST_CASE("XFS gets a written (not fallocated) file that the kernel accepts", "[swap][root]") {
   if (!test::can_loop_mount("mkfs.xfs")) {
-    WARN("no loop mounts or mkfs.xfs (xfsprogs): skipped");
-    return;
+    KB_SKIP("no loop mounts or mkfs.xfs (xfsprogs)");
   }
   TempDir dir;
   auto mount = test::loop_filesystem(dir.path() / "xfs.img", 320, {"mkfs.xfs", "-q", "-f"}, dir.path() / "mnt");
@@ -196,8 +189,7 @@ TEST_CASE("XFS gets a written (not fallocated) file that the kernel accepts", "[
 
 TEST_CASE("btrfs gets a no-COW file that the kernel accepts", "[swap][root]") {
   if (!test::can_loop_mount("mkfs.btrfs")) {
-    WARN("no loop mounts or mkfs.btrfs (btrfs-progs): skipped");
-    return;
+    KB_SKIP("no loop mounts or mkfs.btrfs (btrfs-progs)");
   }
   TempDir dir;
   auto mount = test::loop_filesystem(dir.path() / "btrfs.img", 256, {"mkfs.btrfs", "-q", "-f"}, dir.path() / "mnt");
@@ -219,8 +211,7 @@ TEST_CASE("btrfs gets a no-COW file that the kernel accepts", "[swap][root]") {
 
 TEST_CASE("ensure-swap under a temp root: real swapon, one fstab line, idempotent re-run", "[swap][root][step]") {
   if (!test::running_as_root()) {
-    WARN("not root: skipped");
-    return;
+    KB_SKIP("needs root");
   }
   TempDir root;
   write_root_basics(root, kCloudImageFstab);
@@ -259,8 +250,7 @@ TEST_CASE("ensure-swap under a temp root: real swapon, one fstab line, idempoten
 
 TEST_CASE("ensure-swap: swapon refused (tmpfs) removes the file and leaves fstab as it was", "[swap][root][step]") {
   if (!test::running_as_root()) {
-    WARN("not root: skipped");
-    return;
+    KB_SKIP("needs root");
   }
   TempDir root;
   write_root_basics(root, kCloudImageFstab);
@@ -271,8 +261,7 @@ TEST_CASE("ensure-swap: swapon refused (tmpfs) removes the file and leaves fstab
   auto step = steps::make_ensure_swap(steps::EnsureSwapOptions{true});
   try {
     step->apply(h.context());
-    WARN("this kernel accepted a swap file on tmpfs; the refusal path is not exercised");
-    return;
+    KB_SKIP("this kernel accepted a swap file on tmpfs; the refusal path is not exercised");
   } catch (const Error& e) {
     CHECK(e.code() == ExitCode::kSwap);
     CHECK_THAT(e.what(), Catch::Contains("swapon /var/swap.1 failed") && Catch::Contains("swap file was removed") &&
@@ -284,8 +273,7 @@ TEST_CASE("ensure-swap: swapon refused (tmpfs) removes the file and leaves fstab
 
 TEST_CASE("ensure-swap: an explicit size larger than the disk fails before writing anything", "[swap][root][step]") {
   if (!test::running_as_root()) {
-    WARN("not root: skipped");
-    return;
+    KB_SKIP("needs root");
   }
   TempDir root;
   write_root_basics(root, kCloudImageFstab);
