@@ -235,6 +235,19 @@ void report_fatal(Output& output, const std::string& command, ExitCode code, con
             << '\n';
 }
 
+namespace {
+
+// A real run writes its state under the root first: a --root that does not exist (a typo)
+// must be refused before that, or the run would create it and carry on there.
+void require_root_directory(const sys::RootFs& fs) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(fs.root(), ec))
+    throw Error(ExitCode::kUsage, "the root directory " + fs.root().string() +
+                                      " does not exist or is not a directory (--root); nothing was changed");
+}
+
+} // namespace
+
 ExitCode command_run(const CommonOptions& o, std::istream& in, Output& output) {
   auto loaded = load_configuration(o, in, config::Purpose::kRun, output, o.dry_run ? "plan" : "run");
   Runtime runtime;
@@ -249,6 +262,7 @@ ExitCode command_run(const CommonOptions& o, std::istream& in, Output& output) {
     return print_plan(plan, loaded, machine, o, output, loaded.config.state_dir, path);
   }
 
+  require_root_directory(machine.fs);
   install_stop_handlers();
   const auto& config = loaded.config;
   machine.fs.create_directories(config.state_dir, 0700);
@@ -292,6 +306,7 @@ ExitCode command_prebake(const CommonOptions& o, std::istream& in, Output& outpu
   const auto state_dir = config.state_dir + "/prebake";
   if (o.dry_run) return print_plan(plan, loaded, machine, o, output, state_dir);
 
+  require_root_directory(machine.fs);
   install_stop_handlers();
   machine.fs.create_directories(state_dir, 0700);
   log::add_file(machine.fs.host_path(state_dir) / "kasm-bootstrap.log");

@@ -41,9 +41,8 @@ public:
 
   plan::Outputs apply(const plan::StepContext& ctx) override {
     const auto& fs = ctx.machine.fs;
-    std::error_code ec;
-    if (!std::filesystem::is_directory(fs.root(), ec))
-      throw Error(ExitCode::kInternal, "root directory " + fs.root().string() + " does not exist");
+    // A --root that does not exist was refused by the command before anything was written
+    // (cli/commands.cpp, require_root_directory).
     if (fs.is_real_root() && ::geteuid() != 0)
       throw Error(ExitCode::kInternal, "must run as root to change this machine (or use --dry-run / --root DIR)");
     fs.create_directories(ctx.config.state_dir, 0700);

@@ -157,6 +157,20 @@ TEST_CASE("plan and run --dry-run change nothing under the root", "[cli][dry-run
   CHECK(snapshot(root.path()) == before);
 }
 
+TEST_CASE("run and prebake refuse a --root that does not exist and create nothing", "[cli][root]") {
+  TempDir dir;
+  const auto cfg = dir.write("c.json", config_json());
+  const auto missing = dir.path() / "no-such-root";
+  for (const char* command : {"run", "prebake"}) {
+    const auto r = run_binary({command, "--root", missing.string(), "--config", cfg.string()});
+    INFO(command << ": " << r.out << r.err);
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find(missing.string() + " does not exist or is not a directory") != std::string::npos);
+    CHECK_FALSE(fs::exists(missing));
+    require_no_secret("stderr", r.err);
+  }
+}
+
 TEST_CASE("a planted secret appears on no channel: stdout, stderr, log, status, state", "[cli][secrets]") {
   TempDir root;
   const auto pair = planted_pair(root);
