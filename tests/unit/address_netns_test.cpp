@@ -17,9 +17,9 @@ using namespace kb::test;
 
 namespace {
 
+constexpr const char* kNoNamespaces = "network namespaces cannot be created here (needs root and `ip netns`)";
 #define KB_REQUIRE_NAMESPACES()                                                                                        \
-  if (!network_namespaces_available()) KB_SKIP("network namespaces cannot be created here (needs root and `ip "        \
-                                               "netns`)")
+  if (!network_namespaces_available()) KB_SKIP(kNoNamespaces)
 
 std::string unique_link(const std::string& prefix) {
   static std::atomic<int> n{0};
