@@ -46,7 +46,8 @@ print_table() {
 }
 
 # What a stage counted, read back from its log into $counted: ctest's summary line (whose
-# numbers also go into the totals), the fuzz summary, the lint and release lines.
+# numbers also go into the totals), the fuzz summary, the lint and release lines. Every
+# grep here may find nothing, which under set -e -o pipefail must not end the script.
 count_of() {
   local log=$1 line
   counted=""
@@ -60,15 +61,15 @@ count_of() {
     total_skipped=$((total_skipped + skipped))
     counted="$total tests, $failed failed, $skipped skipped"
   elif line=$(grep -E '^fuzz.sh: [0-9]+ s per target' "$log" | tail -n1); then
-    counted="$(grep -cE '^  [a-z_]+ +[0-9?]+ execs' "$log") targets x ${line#fuzz.sh: }"
+    counted="$(grep -cE '^  [a-z_]+ +[0-9?]+ execs' "$log" || true) targets x ${line#fuzz.sh: }"
   elif line=$(grep -E '^mutants.sh: score' "$log" | tail -n1); then
     counted=${line#mutants.sh: }
   else
-    counted=$(grep -hoE '(clang-format: [0-9]+ files formatted|clang-tidy: [0-9]+ of [0-9]+ files changed|clang-tidy: [0-9]+ files clean)' "$log" |
+    counted=$({ grep -hoE '(clang-format: [0-9]+ files formatted|clang-tidy: [0-9]+ of [0-9]+ files changed|clang-tidy: [0-9]+ files clean)' "$log" || true; } |
       tr '\n' ';' | sed 's/;$//; s/;/; /g')
     # test-release.sh's summary: one "ok" or "FAILED" line per check.
     if [[ -z $counted ]] && grep -q '^========== test-release summary' "$log"; then
-      counted="$(grep -cE '^  ok ' "$log") checks ok, $(grep -cE '^  FAILED ' "$log") failed"
+      counted="$(grep -cE '^  ok ' "$log" || true) checks ok, $(grep -cE '^  FAILED ' "$log" || true) failed"
     fi
   fi
 }
