@@ -82,6 +82,14 @@ void merge_json_text(const std::string& text, const std::string& origin, RawConf
     if (auto pos = reason.find("syntax error"); pos != std::string::npos) reason = reason.substr(pos);
     problems.push_back({"", origin, "malformed JSON at " + line_column(text, e.byte) + ": " + reason});
     return;
+  } catch (const json::out_of_range&) {
+    // 406: a number literal too large for a double (1e999). nlohmann raises it as
+    // out_of_range, not parse_error; the number itself is not repeated.
+    problems.push_back({"", origin, "malformed JSON: a number is too large to represent"});
+    return;
+  } catch (const json::exception&) {
+    problems.push_back({"", origin, "malformed JSON: the JSON parser refused it"});
+    return;
   }
   if (!doc.is_object()) {
     problems.push_back({"", origin, "expected a JSON object of keys, got " + json_type_name(doc)});

@@ -47,6 +47,9 @@ BakeManifest parse_bake_manifest(std::string_view text) {
     j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     throw Error(ExitCode::kState, std::string("bake manifest is not JSON: ") + e.what());
+  } catch (const nlohmann::json::exception&) {
+    // out_of_range 406 (a number too large for a double) and the like: not a manifest either.
+    throw Error(ExitCode::kState, "bake manifest is not JSON: a value the JSON parser refused (a number too large?)");
   }
   if (!j.is_object()) throw Error(ExitCode::kState, "bake manifest is not a JSON object");
   BakeManifest m;

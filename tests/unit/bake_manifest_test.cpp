@@ -75,6 +75,7 @@ TEST_CASE("bake manifest: round trip and refusal of damaged documents", "[bake]"
     return "(no error)";
   };
   CHECK(error_of("{not json").find("is not JSON") != std::string::npos);
+  CHECK(error_of(R"({"format": 1e999})").find("is not JSON") != std::string::npos); // out_of_range, not parse_error
   CHECK(error_of("[]").find("not a JSON object") != std::string::npos);
   CHECK(error_of(R"({"format": 2})").find("format 2") != std::string::npos);
   CHECK(error_of(R"({"format": 1, "release_version": "1"})").find("no \"release_sha256\"") != std::string::npos);

@@ -250,6 +250,16 @@ TEST_CASE("malformed JSON is reported with line and column", "[config]") {
 
   in.config_path = root.write("array.json", "[1,2]").string();
   CHECK(contains(kb::config::load(in).problems.at(0).to_string(), "expected a JSON object"));
+  // A number too large for a double: nlohmann throws out_of_range, not parse_error (the
+  // config fuzzer's find, tests/fuzz/corpus/config/number-overflow.json).
+  for (const char* text : {"66666666666666666566666666665e6666", "{\"swap_size\": 1e999}"}) {
+    in.config_path = root.write("huge.json", text).string();
+    const auto huge = kb::config::load(in);
+    INFO(text);
+    REQUIRE(huge.problems.size() == 1);
+    CHECK(contains(huge.problems[0].to_string(), "malformed JSON: a number is too large to represent"));
+    CHECK(contains(huge.problems[0].to_string(), "huge.json"));
+  }
   in.config_path = (root.path() / "missing.json").string();
   CHECK(contains(kb::config::load(in).problems.at(0).to_string(), "does not exist"));
 }
