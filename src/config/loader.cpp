@@ -80,6 +80,10 @@ void merge_json_text(const std::string& text, const std::string& origin, RawConf
     // nlohmann's message starts "[json.exception.parse_error.101] parse error at line..":
     // keep only the explanation after the last ": ".
     if (auto pos = reason.find("syntax error"); pos != std::string::npos) reason = reason.substr(pos);
+    // It then appends "; last read: '<the bytes it choked on>'", which can be a secret (an
+    // unterminated token string runs to the end of the file): dropped; line and column
+    // say where to look.
+    if (auto pos = reason.find("; last read:"); pos != std::string::npos) reason.resize(pos);
     problems.push_back({"", origin, "malformed JSON at " + line_column(text, e.byte) + ": " + reason});
     return;
   } catch (const json::out_of_range&) {

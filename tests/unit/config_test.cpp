@@ -248,6 +248,15 @@ TEST_CASE("malformed JSON is reported with line and column", "[config]") {
   CHECK(contains(msg, "line 3"));
   CHECK(contains(msg, "bad.json"));
 
+  // nlohmann's message quotes what it read last: for an unterminated string that is the
+  // whole value, so a token must not reach the message.
+  in.config_path = root.write("leak.json", "{\"manager_token\": \"tok-3f9a-unterminated-secret\n").string();
+  const auto leak = kb::config::load(in);
+  REQUIRE(leak.problems.size() == 1);
+  CHECK(contains(leak.problems[0].to_string(), "malformed JSON at line"));
+  CHECK_FALSE(contains(leak.problems[0].to_string(), "tok-3f9a"));
+  CHECK_FALSE(contains(leak.problems[0].to_string(), "last read"));
+
   in.config_path = root.write("array.json", "[1,2]").string();
   CHECK(contains(kb::config::load(in).problems.at(0).to_string(), "expected a JSON object"));
   // A number too large for a double: nlohmann throws out_of_range, not parse_error (the
