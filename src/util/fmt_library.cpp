@@ -4,9 +4,10 @@
 // header-only fmt (FMT_HEADER_ONLY) compiles fmt's formatting core again in every
 // translation unit that formats: about 2.5 s of compile time each at -O2. So the code
 // base uses fmt as a compiled library and this file is that library: format-inl.h holds
-// the definitions, and the templates that <fmt/format.h> and <fmt/core.h> declare for
-// the library (extern templates, FMT_API templates) are instantiated here for char.
-// The set follows fmt 9's own library source; a missing one is a link error, not a
+// the definitions, and the templates the installed headers leave to the library are
+// instantiated here: the extern templates of <fmt/format.h> (its `#ifndef
+// FMT_HEADER_ONLY` block), dragonbox::to_decimal and locale_ref's members (declared
+// FMT_API in <fmt/format.h> and <fmt/core.h>). A missing one is a link error, not a
 // silent fallback.
 #include <fmt/format-inl.h>
 
