@@ -3,36 +3,24 @@
 // naming the socket when it never does (an engine that answers at once is the fast-path
 // test's case, bake_fast_path_test.cpp).
 
+#include "step_harness.hpp"
 #include "test_support.hpp"
 
 #include "kasm_bootstrap/error.hpp"
-#include "kasm_bootstrap/net/http_client.hpp"
-#include "kasm_bootstrap/plan/step.hpp"
 #include "kasm_bootstrap/steps/steps.hpp"
-#include "kasm_bootstrap/system/machine.hpp"
-#include "kasm_bootstrap/system/process.hpp"
 
-#include <atomic>
+#include <cstdint>
 
 using namespace kb;
 using namespace kb::test;
 
 namespace {
 
-struct DockerStepHarness {
-  config::Config config;
-  sys::ProcessRunner processes;
-  net::HttpClient http;
-  Machine machine;
-  plan::Facts facts;
-  std::atomic<bool> cancelled{false};
-  explicit DockerStepHarness(const std::filesystem::path& root) : machine{sys::RootFs(root), processes, http} {
-    config.docker_start_timeout_seconds = 1;
-  }
-  plan::StepContext context() { return {config, machine, facts, cancelled}; }
-};
+// ensure-docker's own deadline, short enough for a test that waits it out.
+constexpr std::int64_t kDeadlineSeconds = 1;
 
-std::string apply_error(DockerStepHarness& h) {
+std::string apply_error(StepHarness& h) {
+  h.config.docker_start_timeout_seconds = kDeadlineSeconds;
   auto step = steps::make_ensure_docker();
   REQUIRE_FALSE(step->check(h.context()).has_value()); // not answering: not already done
   try {
@@ -48,7 +36,7 @@ std::string apply_error(DockerStepHarness& h) {
 
 TEST_CASE("ensure-docker: no socket at all fails at the deadline, naming the socket", "[bake][docker-step]") {
   TempDir root;
-  DockerStepHarness h(root.path());
+  StepHarness h(root.path());
   const auto message = apply_error(h);
   INFO(message);
   CHECK(message.find((root.path() / "var/run/docker.sock").string()) != std::string::npos);
@@ -59,7 +47,7 @@ TEST_CASE("ensure-docker: a socket that answers with errors is not a running eng
   TempDir root;
   std::filesystem::create_directories(root.path() / "var/run");
   FakeServer fake("fake_docker.py", {"--socket", (root.path() / "var/run/docker.sock").string(), "--mode", "500"});
-  DockerStepHarness h(root.path());
+  StepHarness h(root.path());
   const auto message = apply_error(h);
   INFO(message);
   CHECK(message.find("did not answer within 1 s") != std::string::npos);

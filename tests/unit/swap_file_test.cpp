@@ -8,6 +8,7 @@
 #include "kasm_bootstrap/system/swap_file.hpp"
 #include "kasm_bootstrap/system/swap_sizing.hpp"
 #include "kasm_bootstrap/system/unique_fd.hpp"
+#include "step_harness.hpp"
 #include "swap_fixtures.hpp"
 
 #include <fcntl.h>
@@ -60,16 +61,7 @@ void expect_swap_header(const fs::path& file, const swp::Created& created, const
   CHECK(file_mode(file) == 0600);
 }
 
-struct StepHarness {
-  config::Config config;
-  sys::ProcessRunner processes;
-  net::HttpClient http;
-  Machine machine;
-  plan::Facts facts;
-  std::atomic<bool> cancelled{false};
-  explicit StepHarness(const fs::path& root) : machine{sys::RootFs(root), processes, http} {}
-  plan::StepContext context() { return {config, machine, facts, cancelled}; }
-};
+using kb::test::StepHarness;
 
 void write_root_basics(const TempDir& root, const std::string& fstab) {
   root.write("proc/swaps", "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n");
