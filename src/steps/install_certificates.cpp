@@ -9,7 +9,9 @@
 
 #include <sys/stat.h>
 
+#include <chrono>
 #include <filesystem>
+#include <thread>
 
 namespace kb::steps {
 namespace {
@@ -20,6 +22,7 @@ constexpr const char* kInstallLink = "/opt/kasm/current";
 constexpr const char* kProxyContainer = "kasm_proxy";
 constexpr mode_t kCertMode = 0644;
 constexpr mode_t kKeyMode = 0600;
+constexpr std::chrono::milliseconds kSettleTime{1500};
 
 enum class Source { kInstaller, kConfig, kGenerate };
 
@@ -108,7 +111,7 @@ public:
     d.actions.push_back({"write", p.key.string(), "mode 0600, owner kasm"});
     d.actions.push_back({"http", ctx.config.docker_socket,
                          "docker exec kasm_proxy nginx -t && nginx -s reload (restart when the files are bind-mounted "
-                         "one by one)"});
+                         "one by one, or when kasm_proxy stops meanwhile)"});
     return d;
   }
 
@@ -226,25 +229,73 @@ private:
       const auto source = canonical_or_same(m.source);
       if (m.type == "bind" && (source == cert_host || source == key_host)) {
         log::info("{}: kasm_proxy mounts {} as a single file; restarting the container", id(), m.source);
-        docker.restart_container(kProxyContainer);
-        const auto after = docker.inspect_container(kProxyContainer);
-        if (!after || !after->running)
-          throw Error(ExitCode::kCertificate, "kasm_proxy did not come back after the restart for the new "
-                                              "certificate: " +
-                                                  (after ? after->describe() : "container gone"));
+        restart_proxy(docker, "after the restart for the new certificate");
         return;
       }
     }
-    const auto test = docker.exec(kProxyContainer, {"nginx", "-t"});
-    if (!test.success())
-      throw Error(ExitCode::kCertificate, "nginx in kasm_proxy rejects the new certificate (nginx -t exit " +
-                                              std::to_string(test.exit_code) + "): " + output_brief(test.stderr_text));
-    const auto reload = docker.exec(kProxyContainer, {"nginx", "-s", "reload"});
-    if (!reload.success())
-      throw Error(ExitCode::kCertificate, "nginx -s reload in kasm_proxy failed (exit " +
-                                              std::to_string(reload.exit_code) +
-                                              "): " + output_brief(reload.stderr_text));
-    log::info("{}: nginx in kasm_proxy reloaded", id());
+    const auto test = exec_while_running(docker, {"nginx", "-t"});
+    if (test && !test->success()) throw rejected(*test);
+    if (test) {
+      const auto reload = exec_while_running(docker, {"nginx", "-s", "reload"});
+      if (reload && !reload->success())
+        throw Error(ExitCode::kCertificate, "nginx -s reload in kasm_proxy failed (exit " +
+                                                std::to_string(reload->exit_code) +
+                                                "): " + output_brief(reload->stderr_text));
+      if (reload) {
+        log::info("{}: nginx in kasm_proxy reloaded", id());
+        return;
+      }
+    }
+    // kasm_proxy was running when we looked and stopped before nginx could be told: a
+    // proxy that was still starting can read one old and one new file while they are
+    // replaced (two renames), find they do not match, and exit. The pair on disk is
+    // whole now, so a start loads it; nginx -t then confirms the container took it.
+    const auto now = docker.inspect_container(kProxyContainer);
+    log::warn("{}: kasm_proxy stopped while its certificate was replaced ({}); restarting it", id(),
+              now ? now->describe() : "container gone");
+    restart_proxy(docker, "after it stopped while its certificate was replaced");
+    const auto confirm = docker.exec(kProxyContainer, {"nginx", "-t"});
+    if (!confirm.success()) throw rejected(confirm);
+    log::info("{}: kasm_proxy restarted with the new certificate", id());
+  }
+
+  static void restart_proxy(const net::DockerClient& docker, const std::string& when) {
+    docker.restart_container(kProxyContainer);
+    const auto after = docker.inspect_container(kProxyContainer);
+    if (!after || !after->running || after->restarting)
+      throw Error(ExitCode::kCertificate,
+                  "kasm_proxy did not come back " + when + ": " + (after ? after->describe() : "container gone"));
+  }
+
+  // Runs argv in kasm_proxy; nullopt when the command could not run or did not finish
+  // because the container is no longer running. A failure while it still runs is the
+  // command's answer (an ExecResult) or the engine's error (a kb::Error), as it was.
+  static std::optional<net::ExecResult> exec_while_running(const net::DockerClient& docker,
+                                                           const std::vector<std::string>& argv) {
+    // The engine kills an exec's process before it marks the container stopped, so a
+    // container that is going down still reads "running" for a moment: look for up to
+    // kSettleTime before taking the failure as the command's own.
+    const auto still_running = [&] {
+      const auto until = std::chrono::steady_clock::now() + kSettleTime;
+      for (;;) {
+        const auto now = docker.inspect_container(kProxyContainer);
+        if (!now || !now->running || now->restarting) return false;
+        if (std::chrono::steady_clock::now() >= until) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    };
+    try {
+      auto result = docker.exec(kProxyContainer, argv);
+      if (result.success() || still_running()) return result;
+    } catch (const Error&) {
+      if (still_running()) throw;
+    }
+    return std::nullopt;
+  }
+
+  static Error rejected(const net::ExecResult& test) {
+    return Error(ExitCode::kCertificate, "nginx in kasm_proxy rejects the new certificate (nginx -t exit " +
+                                             std::to_string(test.exit_code) + "): " + output_brief(test.stderr_text));
   }
 
   // nginx explains itself over several lines ("[emerg] ...", "test failed"): keep them all, on one line.

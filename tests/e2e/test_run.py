@@ -38,9 +38,10 @@ class HappyPath(unittest.TestCase):
         cls.served = W.served_certificate_fingerprint()
         cls.proxy_id = W.docker("inspect", "-f", "{{.Id}}", "kasm_proxy").stdout.strip()
         cls.rerun = cls.case.run()
+        cls.containers = W.containers_report() if cls.result.rc != 0 or cls.rerun.rc != 0 else ""
 
     def test_run_succeeds(self):
-        self.assertEqual(self.result.rc, 0, self.result)
+        self.assertEqual(self.result.rc, 0, f"{self.result}\n--containers--\n{self.containers}")
 
     def test_installer_invoked_with_the_right_arguments_token_only_after_M(self):
         argv = self.case.installer_argv()

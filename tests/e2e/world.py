@@ -550,6 +550,16 @@ class World:
     def docker(self, *args, check=True):
         return sh("docker", "-H", "unix://" + self.docker_socket, *args, check=check)
 
+    def containers_report(self):
+        """`docker ps -a` and the last lines each container logged: what a failed run's
+        assertion message needs to say why a container is not running."""
+        out = self.docker("ps", "-a", "--format", "{{.Names}}\t{{.Status}}", check=False).stdout
+        for name in out.split():
+            if name.startswith("kasm_"):
+                logs = self.docker("logs", "--tail", "10", name, check=False)
+                out += f"--- {name} logs ---\n{logs.stdout}{logs.stderr}"
+        return out
+
     def remove_containers(self):
         ids = self.docker("ps", "-aq", check=False).stdout.split()
         if ids:

@@ -7,6 +7,9 @@
 #include "docker_world.hpp"
 
 #include "kasm_bootstrap/kasm/certificates.hpp"
+#include "kasm_bootstrap/util/log.hpp"
+
+#include <sys/stat.h>
 
 using namespace kb;
 using namespace kb::test;
@@ -93,6 +96,52 @@ TEST_CASE("docker-cert: certs directory mounted: files installed, nginx -t and r
     CHECK(message.find("zz-broken.conf") != std::string::npos);
     check_files(r, fresh.cert, fresh.key);
   }
+}
+
+TEST_CASE("docker-cert: a kasm_proxy that stops while its pair is replaced is restarted and serves the new pair",
+          "[docker][cert]") {
+  // What CI saw: kasm_proxy had just been started by the installer, nginx read the new
+  // certificate with the old key (two renames), exited 1, and `nginx -t` found the
+  // container stopped. A torn read cannot be timed from here, so the container stands in
+  // for it: PID 1 waits (no nginx yet) and the first `nginx -t` stops the container;
+  // from the restart on, PID 1 is the real nginx and `nginx` is the real one.
+  KB_REQUIRE_DOCKER_WORLD();
+  DockerWorld world;
+  CertRoot r;
+  r.link_docker_socket(world.socket());
+  r.dir.write("conf/ssl.conf",
+              ssl_site("/etc/nginx/kasm-certs/kasm_nginx.crt", "/etc/nginx/kasm-certs/kasm_nginx.key"));
+  r.dir.write("bin/nginx",
+              "#!/bin/sh\n"
+              "if [ ! -e /tmp/stopped-once ]; then : > /tmp/stopped-once; kill -USR1 1; sleep 30; exit 1; fi\n"
+              "exec /usr/sbin/nginx \"$@\"\n");
+  REQUIRE(::chmod((r.dir.path() / "bin/nginx").c_str(), 0755) == 0);
+  world.run_proxy({"-v", r.certs.string() + ":/etc/nginx/kasm-certs", "-v",
+                   (r.dir.path() / "conf").string() + ":/etc/nginx/conf.d", "-v",
+                   (r.dir.path() / "bin/nginx").string() + ":/usr/local/sbin/nginx:ro"},
+                  {"/bin/sh", "-c",
+                   "trap 'exit 1' USR1; [ -e /tmp/stopped-once ] && exec nginx -g 'daemon off;'; "
+                   "while :; do sleep 0.05; done"});
+  REQUIRE(world.wait_for("kasm_proxy", "{{.State.Running}}", "true"));
+  const auto started_before = world.docker({"inspect", "-f", "{{.State.StartedAt}}", "kasm_proxy"});
+
+  const auto fresh = r.pki.self_signed("fresh", "agent.example.com", "DNS:agent.example.com");
+  config::Config c;
+  c.nginx_cert = fresh.cert;
+  c.nginx_key = Secret(fresh.key);
+  StepRun run(c, r.root);
+  auto step = steps::make_install_certificates();
+  log::Capture logs;
+  const auto outputs = run.apply(*step);
+  CHECK(outputs.at("certificate_sha256") == kasm::summarize_certificate(fresh.cert)->sha256);
+  check_files(r, fresh.cert, fresh.key);
+  CHECK(logs.text().find("kasm_proxy stopped while its certificate was replaced (exited (code 1))") !=
+        std::string::npos);
+  CHECK(world.docker({"inspect", "-f", "{{.State.StartedAt}}", "kasm_proxy"}) != started_before);
+  REQUIRE(world.wait_for("kasm_proxy", "{{.State.Running}}", "true"));
+  // PID 1 is nginx now, and it has the new pair loaded.
+  CHECK(world.docker({"exec", "kasm_proxy", "cat", "/proc/1/cmdline"}).find("nginx") != std::string::npos);
+  CHECK(world.docker({"exec", "kasm_proxy", "cat", "/etc/nginx/kasm-certs/kasm_nginx.crt"}) == fresh.cert);
 }
 
 TEST_CASE("docker-cert: files bind-mounted one by one (Kasm's layout): kasm_proxy is restarted", "[docker][cert]") {

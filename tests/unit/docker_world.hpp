@@ -47,11 +47,12 @@ public:
     return r.out;
   }
 
-  // nginx in the foreground, no network, like Kasm's proxy.
-  void run_proxy(const std::vector<std::string>& extra = {}) const {
+  // nginx in the foreground (or `command`), no network, like Kasm's proxy.
+  void run_proxy(const std::vector<std::string>& extra = {}, const std::vector<std::string>& command = {}) const {
     std::vector<std::string> args{"run", "-d", "--name", "kasm_proxy", "--network", "none"};
     args.insert(args.end(), extra.begin(), extra.end());
     args.push_back(image_);
+    args.insert(args.end(), command.begin(), command.end());
     docker(args);
   }
   // A long-running busybox process, optionally with a health check.

@@ -159,8 +159,10 @@ NGINX
   proxy_cmd=(/usr/sbin/nginx -g "daemon off;")
   [[ "${KASM_FAKE_EXITING:-}" == kasm_agent ]] && agent_cmd=(/bin/false)
   [[ "${KASM_FAKE_EXITING:-}" == kasm_proxy ]] && proxy_cmd=(/bin/false)
-  verb=run; opt=(-d)
-  ((no_start)) && { verb=create; opt=(); }
+  # Kasm's docker/docker-compose-agent.yaml gives both services `restart: always`
+  # (docs/kasm-installer.md): a proxy that exits is started again by the engine.
+  verb=run; opt=(-d --restart always)
+  ((no_start)) && { verb=create; opt=(--restart always); }
   if ! "${dk[@]}" "$verb" "${opt[@]}" --name kasm_agent --network none "$KASM_FAKE_IMAGE" "${agent_cmd[@]}" >/dev/null ||
      ! "${dk[@]}" "$verb" "${opt[@]}" --name kasm_proxy --network none \
          -v "$dir/certs:/opt/kasm/current/certs:ro" -v "$dir/conf/nginx:/etc/nginx/sites-enabled:ro" \
