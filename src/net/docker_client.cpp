@@ -2,7 +2,10 @@
 
 #include "kasm_bootstrap/error.hpp"
 #include "kasm_bootstrap/util/errno_text.hpp"
+#include "kasm_bootstrap/util/json_text.hpp"
+#include "kasm_bootstrap/util/message_text.hpp"
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <sys/stat.h>
@@ -10,7 +13,12 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <ctime>
+#include <stdexcept>
 #include <thread>
 
 namespace kb::net {
@@ -34,9 +42,10 @@ std::string strip_slash(std::string name) {
 // The engine's own explanation ({"message": "..."}), or the start of the body.
 std::string daemon_message(const HttpResponse& r) {
   try {
+    if (util::json_too_deep(r.body)) throw std::invalid_argument("nested too deep");
     const auto j = json::parse(r.body);
     if (j.is_object() && j.contains("message") && j["message"].is_string()) return j["message"].get<std::string>();
-  } catch (const json::exception&) {
+  } catch (const std::exception&) {
   }
   std::string text = r.body.substr(0, 200);
   std::replace_if(
@@ -45,11 +54,14 @@ std::string daemon_message(const HttpResponse& r) {
 }
 
 json parse_json(const std::string& what, const std::string& socket, const std::string& body) {
+  if (util::json_too_deep(body))
+    throw Error(ExitCode::kDocker, "Docker Engine at " + socket + " sent a reply to " + what + " nested deeper than " +
+                                       std::to_string(util::kMaxJsonDepth) + " levels");
   try {
     return json::parse(body);
   } catch (const json::exception& e) {
-    throw Error(ExitCode::kDocker,
-                "Docker Engine at " + socket + " sent a reply to " + what + " that is not JSON (" + e.what() + ")");
+    throw Error(ExitCode::kDocker, "Docker Engine at " + socket + " sent a reply to " + what + " that is not JSON (" +
+                                       util::quote_for_message(e.what(), 200) + ")");
   }
 }
 
@@ -72,11 +84,32 @@ std::string one_line(std::string text, std::size_t max = 300) {
   return text;
 }
 
+// Seconds from Docker's StartedAt ("2026-12-01T23:46:22.123456789Z", UTC) to now;
+// nullopt when it does not parse (or is Docker's zero time).
+std::optional<double> seconds_since(const std::string& stamp) {
+  std::tm tm{};
+  int fraction_start = 0;
+  if (stamp.size() < 20 ||
+      std::sscanf(stamp.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+                  &tm.tm_min, &tm.tm_sec, &fraction_start) != 6 ||
+      tm.tm_year < 2000)
+    return std::nullopt;
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  double started = static_cast<double>(::timegm(&tm));
+  if (stamp[static_cast<std::size_t>(fraction_start)] == '.')
+    started += std::strtod(stamp.c_str() + fraction_start, nullptr);
+  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return now - started;
+}
+
 } // namespace
 
 std::string ContainerState::describe() const {
   std::string s = status.empty() ? "unknown state" : status;
   if (!running && status == "exited") s += " (code " + std::to_string(exit_code) + ")";
+  if (crash_looping())
+    s += fmt::format(", restarted {} times and up only {:.1f} s (crash loop)", restart_count, *up_seconds);
   if (!error.empty()) s += ": " + one_line(error);
   if (!health.empty()) {
     s += ", " + health;
@@ -184,6 +217,8 @@ std::optional<ContainerState> DockerClient::inspect_container(std::string_view n
   c.exit_code = value_or<int>(st, "ExitCode", 0);
   c.error = value_or<std::string>(st, "Error", "");
   c.started_at = value_or<std::string>(st, "StartedAt", "");
+  c.restart_count = value_or<int>(j, "RestartCount", 0);
+  if (c.running) c.up_seconds = seconds_since(c.started_at);
   if (st.contains("Health") && st["Health"].is_object()) {
     const auto& h = st["Health"];
     c.health = value_or<std::string>(h, "Status", "");

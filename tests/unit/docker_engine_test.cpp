@@ -144,6 +144,42 @@ TEST_CASE("docker: an unhealthy container is not usable and says why", "[docker]
   CHECK(agent->describe().find("unhealthy: probe-says-no") != std::string::npos);
 }
 
+TEST_CASE("docker: a container its restart policy keeps restarting is not usable while it is up", "[docker]") {
+  // Kasm's compose file gives both containers `restart: always`: one that keeps exiting
+  // is "running" for a moment after each restart, which must not pass a health check.
+  KB_REQUIRE_DOCKER_WORLD();
+  DockerWorld world;
+  world.docker({"run", "-d", "--name", "kasm_agent", "--network", "none", "--restart", "always", world.image(),
+                "/bin/sh", "-c", "sleep 1; exit 3"});
+  const net::HttpClient http;
+  const net::DockerClient docker(http, world.socket());
+  // Running, never restarted yet: nothing says it will fail.
+  const auto first = docker.inspect_container("kasm_agent");
+  REQUIRE(first);
+  CHECK(first->restart_count == 0);
+  CHECK(first->usable());
+  REQUIRE(world.wait_for("kasm_agent", "{{.RestartCount}} {{.State.Running}}", "1 true"));
+  const auto looping = docker.inspect_container("kasm_agent");
+  REQUIRE(looping);
+  INFO(looping->describe());
+  CHECK(looping->running);
+  CHECK(looping->restart_count >= 1);
+  REQUIRE(looping->up_seconds);
+  CHECK(*looping->up_seconds < 5.0);
+  CHECK(looping->crash_looping());
+  CHECK_FALSE(looping->usable());
+  CHECK(looping->describe().find("crash loop") != std::string::npos);
+  // A start by hand resets the count: a container we restarted ourselves is not a loop.
+  world.docker({"update", "--restart", "no", "kasm_agent"});
+  world.docker({"rm", "-f", "kasm_agent"});
+  world.run_agent({"--restart", "always"});
+  world.docker({"restart", "kasm_agent"});
+  const auto restarted = docker.inspect_container("kasm_agent");
+  REQUIRE(restarted);
+  CHECK(restarted->restart_count == 0);
+  CHECK(restarted->usable());
+}
+
 TEST_CASE("docker: a missing socket or a dead daemon is a clear error", "[docker]") {
   TempDir dir;
   const net::HttpClient http;

@@ -39,10 +39,16 @@ struct ContainerState {
   std::string health;     // empty = no health check; starting | healthy | unhealthy
   std::string health_log; // output of the last health probe, when there is one
   std::string started_at;
+  int restart_count = 0;            // restarts by the restart policy (a manual start resets it)
+  std::optional<double> up_seconds; // since StartedAt, while running
   std::vector<ContainerMount> mounts;
 
-  // Running, and healthy when the image defines a health check.
-  bool usable() const { return running && !restarting && (health.empty() || health == "healthy"); }
+  // Restarted by its policy and up only moments: Kasm's containers have `restart: always`
+  // (docs/kasm-installer.md), so one that keeps exiting is seen "running" now and then.
+  bool crash_looping() const { return running && restart_count > 0 && up_seconds && *up_seconds < kSettledSeconds; }
+  // Running (and not crash-looping), and healthy when the image defines a health check.
+  bool usable() const { return running && !restarting && !crash_looping() && (health.empty() || health == "healthy"); }
+  static constexpr double kSettledSeconds = 10.0;
   // "running, healthy", "exited (code 1)", "running, unhealthy: <probe output>"
   std::string describe() const;
 };
