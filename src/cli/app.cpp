@@ -3,13 +3,14 @@
 #include "kasm_bootstrap/cli/commands.hpp"
 #include "kasm_bootstrap/config/keys.hpp"
 #include "kasm_bootstrap/error.hpp"
+#include "kasm_bootstrap/system/root_fs.hpp"
 #include "kasm_bootstrap/util/log.hpp"
+#include "kasm_bootstrap/util/message_text.hpp"
 #include "kasm_bootstrap/util/redactor.hpp"
 #include "kasm_bootstrap/version.hpp"
 
 #include <CLI/CLI.hpp>
 
-#include <fstream>
 #include <iostream>
 #include <sstream>
 
@@ -21,15 +22,18 @@ constexpr const char* kSecretFlagHint =
     " is a secret and is not accepted as a flag value (every user could read it in the process list); "
     "use {file_flag} FILE, the {env} environment variable, or the config file";
 
+// A secret file is at most 64 KiB (a PEM key with its chain is far less), a regular file
+// or '-' for stdin: a FIFO or /dev/zero must not hang or exhaust memory.
+constexpr std::size_t kMaxSecretFileBytes = 64 * 1024;
+
 std::string read_secret_file(const std::string& path, std::istream& in, const std::string& flag) {
-  if (path == "-") {
-    std::ostringstream buffer;
-    buffer << in.rdbuf();
-    return buffer.str();
+  try {
+    if (path == "-") return sys::read_bounded(in, kMaxSecretFileBytes, "stdin");
+    if (auto text = sys::read_regular_file(path, kMaxSecretFileBytes)) return *text;
+    throw Error(ExitCode::kConfig, flag + " " + util::quote_for_message(path, 200) + ": file does not exist");
+  } catch (const sys::InputRefused& e) {
+    throw Error(ExitCode::kConfig, flag + " " + util::quote_for_message(path, 200) + ": " + e.reason());
   }
-  std::ifstream file(path, std::ios::binary);
-  if (!file) throw Error(ExitCode::kConfig, flag + " " + path + ": cannot open file");
-  return std::string((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
 }
 
 struct SecretFlag {

@@ -13,6 +13,7 @@
 #include "kasm_bootstrap/report/sd_notify_observer.hpp"
 #include "kasm_bootstrap/steps/ensure_swap.hpp"
 #include "kasm_bootstrap/steps/steps.hpp"
+#include "kasm_bootstrap/util/json_text.hpp"
 #include "kasm_bootstrap/util/log.hpp"
 #include "kasm_bootstrap/util/redactor.hpp"
 #include "kasm_bootstrap/version.hpp"
@@ -137,7 +138,7 @@ ExitCode print_plan(plan::Plan& plan, const config::LoadedConfig& loaded, Machin
     const std::string key(spec.name);
     const auto& origin = loaded.origins.at(key);
     if (origin == "default" && !o.verbose) continue;
-    output.line(fmt::format("  {:<24} = {}  [{}]", key, cfg[key].dump(), origin));
+    output.line(fmt::format("  {:<24} = {}  [{}]", key, util::dump_json(cfg[key]), origin));
   }
   output.line("steps:");
   int n = 0;

@@ -1,5 +1,6 @@
 #include "kasm_bootstrap/cli/output.hpp"
 
+#include "kasm_bootstrap/util/json_text.hpp"
 #include "kasm_bootstrap/util/redactor.hpp"
 
 namespace kb::cli {
@@ -9,7 +10,7 @@ void Output::line(std::string_view text) {
 }
 
 void Output::document(const nlohmann::json& doc) {
-  if (format_ == Format::kJson) out_ << scrub(doc.dump(2)) << '\n' << std::flush;
+  if (format_ == Format::kJson) out_ << scrub(util::dump_json(doc, 2)) << '\n' << std::flush;
 }
 
 } // namespace kb::cli

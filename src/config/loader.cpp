@@ -2,6 +2,10 @@
 
 #include "kasm_bootstrap/config/keys.hpp"
 #include "kasm_bootstrap/system/root_fs.hpp"
+#include "kasm_bootstrap/util/json_text.hpp"
+#include "kasm_bootstrap/util/message_text.hpp"
+
+#include <sys/stat.h>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -9,7 +13,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <istream>
 #include <regex>
 #include <sstream>
@@ -72,6 +75,12 @@ void unknown_key(std::vector<Problem>& problems, const std::string& key, const s
 // Parses a JSON document that must be an object of known keys into `out`.
 void merge_json_text(const std::string& text, const std::string& origin, RawConfig& out,
                      std::vector<Problem>& problems) {
+  if (const auto deep = util::json_too_deep(text)) {
+    problems.push_back({"", origin,
+                        "malformed JSON at " + line_column(text, *deep) + ": nested deeper than " +
+                            std::to_string(util::kMaxJsonDepth) + " levels; a configuration is one flat object"});
+    return;
+  }
   json doc;
   try {
     doc = json::parse(text);
@@ -108,29 +117,62 @@ void merge_json_text(const std::string& text, const std::string& origin, RawConf
   }
 }
 
+// Where a configuration directory's entry really leads: the entry itself, or a symlink's
+// target when that stays inside the directory. A symlink out of it (to /etc/shadow, say)
+// is refused without being opened, so nothing of the target can reach a message.
+std::optional<fs::path> entry_inside(const fs::path& dir, const fs::directory_entry& entry, std::string& why) {
+  std::error_code ec;
+  if (!entry.is_symlink(ec)) return entry.path();
+  const auto real_dir = fs::canonical(dir, ec);
+  const auto target = fs::weakly_canonical(entry.path(), ec);
+  if (ec) {
+    why = "is a symbolic link that cannot be resolved";
+    return std::nullopt;
+  }
+  const auto rel = target.lexically_relative(real_dir);
+  if (rel.empty() || *rel.begin() == ".." || rel == ".") {
+    why = "is a symbolic link to a file outside the directory; refused";
+    return std::nullopt;
+  }
+  return target;
+}
+
 void merge_directory(const fs::path& dir, const std::string& origin, RawConfig& out, std::vector<Problem>& problems) {
   std::error_code ec;
-  std::vector<fs::path> files;
+  std::vector<fs::directory_entry> entries;
   for (const auto& entry : fs::directory_iterator(dir, ec))
-    if (entry.is_regular_file() && entry.path().filename().string().front() != '.') files.push_back(entry.path());
+    if (entry.path().filename().string().front() != '.') entries.push_back(entry);
   if (ec) {
     problems.push_back({"", origin, "cannot list directory: " + ec.message()});
     return;
   }
-  std::sort(files.begin(), files.end());
-  for (const auto& file : files) {
-    const std::string key = file.filename().string();
-    const std::string file_origin = fmt::format("{}/{}", origin, key);
+  std::sort(entries.begin(), entries.end());
+  std::size_t total = 0;
+  for (const auto& entry : entries) {
+    const std::string key = entry.path().filename().string();
+    const std::string file_origin = fmt::format("{}/{}", origin, util::quote_for_message(key));
     if (!find_key(key)) {
-      unknown_key(problems, key, file_origin);
+      unknown_key(problems, util::quote_for_message(key), file_origin);
       continue;
     }
-    std::ifstream in(file, std::ios::binary);
-    std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (!in.good() && !in.eof()) {
-      problems.push_back({key, file_origin, "cannot read file"});
+    std::string why;
+    const auto path = entry_inside(dir, entry, why);
+    if (!path) {
+      problems.push_back({key, file_origin, why});
       continue;
     }
+    std::string content;
+    try {
+      // The entry is resolved already: a symlink swapped in now is refused, not followed.
+      content =
+          sys::read_regular_file(*path, kMaxConfigBytes - std::min(total, kMaxConfigBytes), sys::FollowSymlinks::kNo)
+              .value_or("");
+    } catch (const sys::InputRefused& e) {
+      problems.push_back(
+          {key, file_origin, e.reason() + (total > 0 ? " (1 MiB for the whole configuration directory)" : "")});
+      continue;
+    }
+    total += content.size();
     // Heredocs end with one newline that is not part of the value.
     if (!content.empty() && content.back() == '\n') content.pop_back();
     if (!content.empty() && content.back() == '\r') content.pop_back();
@@ -161,7 +203,8 @@ std::optional<json> coerce(const KeySpec& spec, const RawValue& raw, std::string
     if (v.is_boolean()) return v;
     if (v.is_string())
       if (auto b = parse_bool(v.get<std::string>())) return json(*b);
-    why = "expected true or false, got " + (v.is_string() ? "'" + v.get<std::string>() + "'" : json_type_name(v));
+    why = "expected true or false, got " +
+          (v.is_string() ? "'" + util::quote_for_message(v.get<std::string>()) + "'" : json_type_name(v));
     return std::nullopt;
   case KeyType::kInteger:
     if (v.is_number_integer() || v.is_number_unsigned()) return v;
@@ -175,7 +218,7 @@ std::optional<json> coerce(const KeySpec& spec, const RawValue& raw, std::string
         used = 0;
       }
       if (!s.empty() && used == s.size()) return json(n);
-      why = "expected a whole number, got '" + s + "'";
+      why = "expected a whole number, got '" + util::quote_for_message(s) + "'";
       return std::nullopt;
     }
     why = "expected a whole number, got " + json_type_name(v);
@@ -192,7 +235,8 @@ std::optional<json> coerce(const KeySpec& spec, const RawValue& raw, std::string
     if (v.is_string()) {
       const std::string s = trim(v.get<std::string>());
       if (!s.empty() && s.front() == '[') {
-        RawValue parsed{json::parse(s, nullptr, false), raw.origin, false};
+        RawValue parsed{util::json_too_deep(s) ? json(json::value_t::discarded) : json::parse(s, nullptr, false),
+                        raw.origin, false};
         if (parsed.value.is_discarded()) {
           why = "looks like a JSON list but does not parse";
           return std::nullopt;
@@ -273,6 +317,38 @@ bool valid_utf8(std::string_view s) {
   return true;
 }
 
+// Limits on the text of every value, whatever the key means: a value ends up on the
+// installer's command line, in YAML and in messages, where a NUL truncates it silently and
+// a 200 KB string fails much later as "Argument list too long".
+constexpr std::size_t kMaxValueBytes = 4096;
+constexpr std::size_t kMaxPemBytes = 64 * 1024; // a certificate chain
+constexpr std::size_t kMaxListItems = 32;
+
+std::optional<std::string> text_problem(std::string_view key, const std::string& text, bool secret) {
+  const bool pem = is_multiline_pem_key(key);
+  const std::size_t cap = pem ? kMaxPemBytes : kMaxValueBytes;
+  if (text.size() > cap)
+    return "is " + std::to_string(text.size()) + " bytes long; at most " + std::to_string(cap) + " are accepted";
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (pem && (c == '\n' || c == '\r' || c == '\t')) continue;
+    if (c < 0x20 || c == 0x7F)
+      return fmt::format("contains a control character (0x{:02X} at byte {}){}; refused", c, i + 1,
+                         secret ? "" : " in '" + util::quote_for_message(text) + "'");
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> text_limits_problem(const KeySpec& spec, const json& value) {
+  if (value.is_string()) return text_problem(spec.name, value.get<std::string>(), spec.secret());
+  if (!value.is_array()) return std::nullopt;
+  if (value.size() > kMaxListItems)
+    return "has " + std::to_string(value.size()) + " items; at most " + std::to_string(kMaxListItems);
+  for (const auto& item : value)
+    if (auto why = text_problem(spec.name, item.get<std::string>(), spec.secret())) return "an item " + *why;
+  return std::nullopt;
+}
+
 const std::regex& template_pattern() {
   static const std::regex pattern(R"(\{[A-Za-z_][A-Za-z0-9_]*\})");
   return pattern;
@@ -318,29 +394,26 @@ LoadedConfig load(const LoadInputs& inputs) {
   if (inputs.config_path) {
     const std::string& path = *inputs.config_path;
     if (path == "-") {
-      std::string text;
-      if (inputs.stdin_stream) {
-        std::ostringstream buffer;
-        buffer << inputs.stdin_stream->rdbuf();
-        text = buffer.str();
+      try {
+        const std::string text =
+            inputs.stdin_stream ? sys::read_bounded(*inputs.stdin_stream, kMaxConfigBytes, "stdin") : "";
+        merge_json_text(text, "--config - (stdin)", raw, result.problems);
+      } catch (const sys::InputRefused& e) {
+        result.problems.push_back({"", "--config - (stdin)", e.reason()});
       }
-      merge_json_text(text, "--config - (stdin)", raw, result.problems);
     } else {
       std::error_code ec;
-      const std::string origin = "--config " + path;
+      const std::string origin = "--config " + util::quote_for_message(path, 200);
       if (fs::is_directory(path, ec)) {
         merge_directory(path, origin, raw, result.problems);
-      } else if (!fs::exists(path, ec)) {
-        result.problems.push_back({"", origin, "file does not exist"});
-      } else if (fs::file_size(path, ec) > kMaxConfigBytes) {
-        result.problems.push_back({"", origin, "file is larger than 1 MiB; is this really a configuration?"});
       } else {
-        std::ifstream in(path, std::ios::binary);
-        if (!in) {
-          result.problems.push_back({"", origin, "cannot open file"});
-        } else {
-          std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-          merge_json_text(text, origin, raw, result.problems);
+        try {
+          if (const auto text = sys::read_regular_file(path, kMaxConfigBytes))
+            merge_json_text(*text, origin, raw, result.problems);
+          else
+            result.problems.push_back({"", origin, "file does not exist"});
+        } catch (const sys::InputRefused& e) {
+          result.problems.push_back({"", origin, e.reason()});
         }
       }
     }
@@ -352,7 +425,7 @@ LoadedConfig load(const LoadInputs& inputs) {
     std::string key = name.substr(kEnvPrefix.size());
     std::transform(key.begin(), key.end(), key.begin(), [](unsigned char c) { return std::tolower(c); });
     if (!find_key(key)) {
-      unknown_key(result.problems, key, name);
+      unknown_key(result.problems, util::quote_for_message(key), util::quote_for_message(name));
       continue;
     }
     raw[key] = RawValue{value, name, true};
@@ -392,6 +465,10 @@ LoadedConfig load(const LoadInputs& inputs) {
     if (!utf8) {
       result.problems.push_back(
           {std::string(spec.name), rv.origin, "is not valid UTF-8 text (check the file's encoding)"});
+      continue;
+    }
+    if (const auto why_not = text_limits_problem(spec, *value)) {
+      result.problems.push_back({std::string(spec.name), rv.origin, *why_not});
       continue;
     }
     // An unrendered "{server_id}" means Kasm never rendered the startup script.

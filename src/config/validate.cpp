@@ -3,6 +3,7 @@
 #include "kasm_bootstrap/config/keys.hpp"
 #include "kasm_bootstrap/kasm/certificates.hpp"
 #include "kasm_bootstrap/util/log.hpp"
+#include "kasm_bootstrap/util/message_text.hpp"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -39,6 +40,18 @@ bool is_host_name(std::string_view host) {
   });
 }
 
+constexpr std::size_t kMinTokenLength = 8;
+
+// 8-4-4-4-12 hexadecimal digits.
+bool is_uuid(std::string_view text) {
+  if (text.size() != 36) return false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash ? text[i] != '-' : !std::isxdigit(static_cast<unsigned char>(text[i]))) return false;
+  }
+  return true;
+}
+
 bool is_ip_address(const std::string& text) {
   unsigned char buf[16];
   return inet_pton(AF_INET, text.c_str(), buf) == 1 || inet_pton(AF_INET6, text.c_str(), buf) == 1;
@@ -54,6 +67,10 @@ struct Checker {
   }
   void require(std::string_view key, bool present, std::string_view what) {
     if (present) return;
+    // A source that could not be read (malformed JSON, a FIFO...) explains every key it
+    // would have set: "missing" lines after it only bury the one message that matters.
+    for (const auto& p : loaded.problems)
+      if (p.key.empty()) return;
     const auto* spec = find_key(key);
     std::string how = spec->secret() ? "the config file, stdin, or " + spec->env_var()
                                      : "the config file, " + spec->env_var() + " or " + spec->flag();
@@ -103,9 +120,13 @@ void validate(LoadedConfig& loaded, Purpose purpose) {
   if (registering) {
     check.require("server_id", !c.server_id.empty(), "Kasm server id");
     check.require("manager_token", !c.manager_token.empty(), "manager token");
-    // The redactor cannot mask a 1-3 character value without mangling ordinary words.
-    if (!c.manager_token.empty() && c.manager_token.reveal().size() < 4)
-      check.problem("manager_token", "is shorter than 4 characters; that is not a Kasm manager token");
+    // The redactor masks every occurrence of the token in every output. A short token
+    // occurs inside ordinary words ("kasm" in "kasm-bootstrap") and the masked word gives it
+    // away; from kMinTokenLength characters on, a token that is not a dictionary word does
+    // not turn up in our own text. Kasm's installer makes 20-character tokens.
+    if (!c.manager_token.empty() && c.manager_token.reveal().size() < kMinTokenLength)
+      check.problem("manager_token", "is shorter than " + std::to_string(kMinTokenLength) +
+                                         " characters; too short to mask safely in logs (Kasm's own tokens are 20)");
     check.require("release_url", !c.release_url.empty(), "release URL");
     check.require("release_sha256", !c.release_sha256.empty(), "release checksum");
   }
@@ -123,39 +144,44 @@ void validate(LoadedConfig& loaded, Purpose purpose) {
                   "set the Zone's Upstream Auth Address (Infrastructure > Zones) to the manager's DNS name or IP");
   } else if (!c.manager_address.empty()) {
     if (c.manager_address.find("://") != std::string::npos)
-      check.problem("manager_address", "give a host name or IP, not a URL: '" + c.manager_address + "'");
+      check.problem("manager_address",
+                    "give a host name or IP, not a URL: '" + util::quote_for_message(c.manager_address) + "'");
     else if (!is_host_name(c.manager_address))
-      check.problem("manager_address", "'" + c.manager_address + "' is not a host name or IP address");
+      check.problem("manager_address",
+                    "'" + util::quote_for_message(c.manager_address) + "' is not a host name or IP address");
   }
 
-  if (!c.server_id.empty() && !std::all_of(c.server_id.begin(), c.server_id.end(),
-                                           [](unsigned char ch) { return std::isalnum(ch) || ch == '-' || ch == '_'; }))
-    check.problem("server_id", "'" + c.server_id + "' is not a server id (letters, digits and '-' only)");
+  // Kasm's server ids are UUIDs (install.sh draws one from /proc/sys/kernel/random/uuid;
+  // Kasm renders {server_id} from its database): docs/kasm-installer.md.
+  if (!c.server_id.empty() && !is_uuid(c.server_id))
+    check.problem("server_id", "'" + util::quote_for_message(c.server_id) +
+                                   "' is not a Kasm server id (a UUID like 3f6c2a4e-9b1d-4c57-a8e2-6d0f1b7c9e21)");
 
   if (!c.agent_address.empty()) {
     if (!is_ip_address(c.agent_address))
-      check.problem("agent_address", "'" + c.agent_address + "' is not an IPv4 or IPv6 address");
+      check.problem("agent_address",
+                    "'" + util::quote_for_message(c.agent_address) + "' is not an IPv4 or IPv6 address");
     else if (c.agent_address == "0.0.0.0" || c.agent_address == "::")
       check.problem("agent_address", "the unspecified address cannot be an agent address");
   }
   if (!c.external_fqdn.empty() && !is_host_name(c.external_fqdn))
-    check.problem("external_fqdn", "'" + c.external_fqdn + "' is not a host name");
+    check.problem("external_fqdn", "'" + util::quote_for_message(c.external_fqdn) + "' is not a host name");
 
   if (c.address_sources.empty()) check.problem("address_sources", "needs at least one source, e.g. [\"auto\"]");
   for (const auto& source : c.address_sources)
     if (!is_address_source(source))
       check.problem("address_sources",
-                    "unknown source '" + source +
+                    "unknown source '" + util::quote_for_message(source) +
                         "'; known: auto, aws-imds, aws-imds-public, gcp, azure, oci, digitalocean, route, "
                         "interface:NAME, first-global");
 
   if (const auto scheme = url_scheme(c.imds_endpoint); scheme != "http" && scheme != "https")
-    check.problem("imds_endpoint", "'" + c.imds_endpoint + "' is not an http(s) URL");
+    check.problem("imds_endpoint", "'" + util::quote_for_message(c.imds_endpoint) + "' is not an http(s) URL");
 
   if (!c.release_url.empty()) {
     const auto scheme = url_scheme(c.release_url);
     if (scheme.empty())
-      check.problem("release_url", "'" + c.release_url + "' is not a URL");
+      check.problem("release_url", "'" + util::quote_for_message(c.release_url) + "' is not a URL");
     else if (scheme == "http" && !c.allow_insecure_http)
       check.problem("release_url", "plain http is refused (the release would be fetched unprotected); use https, "
                                    "or set allow_insecure_http to true");
@@ -167,19 +193,22 @@ void validate(LoadedConfig& loaded, Purpose purpose) {
                   "expected 64 hexadecimal characters, got " + std::to_string(c.release_sha256.size()) + " characters");
 
   if (c.swap_size != "auto" && c.swap_size != "off" && !parse_size(c.swap_size))
-    check.problem("swap_size", "'" + c.swap_size + "' is not auto, off, 0, or a size like 512M or 8G");
+    check.problem("swap_size",
+                  "'" + util::quote_for_message(c.swap_size) + "' is not auto, off, 0, or a size like 512M or 8G");
   if (c.swap_file.empty() || c.swap_file.front() != '/')
-    check.problem("swap_file", "must be an absolute path, got '" + c.swap_file + "'");
+    check.problem("swap_file", "must be an absolute path, got '" + util::quote_for_message(c.swap_file) + "'");
 
   for (const auto* key : {"cache_dir", "state_dir", "docker_socket"}) {
     const auto* spec = find_key(key);
     const auto& value = c.*std::get<std::string Config::*>(spec->field);
-    if (value.empty() || value.front() != '/') check.problem(key, "must be an absolute path, got '" + value + "'");
+    if (value.empty() || value.front() != '/')
+      check.problem(key, "must be an absolute path, got '" + util::quote_for_message(value) + "'");
   }
   for (const auto* key : {"console", "metrics_file", "ca_bundle", "manager_ca", "service_images"}) {
     const auto* spec = find_key(key);
     const auto& value = c.*std::get<std::string Config::*>(spec->field);
-    if (!value.empty() && value.front() != '/') check.problem(key, "must be an absolute path, got '" + value + "'");
+    if (!value.empty() && value.front() != '/')
+      check.problem(key, "must be an absolute path, got '" + util::quote_for_message(value) + "'");
   }
 
   for (const auto& spec : keys()) {

@@ -3,6 +3,7 @@
 #include "kasm_bootstrap/error.hpp"
 #include "kasm_bootstrap/kasm/agent_config.hpp"
 #include "kasm_bootstrap/kasm/release_download.hpp"
+#include "kasm_bootstrap/util/json_text.hpp"
 
 #include <fmt/format.h>
 
@@ -43,6 +44,7 @@ nlohmann::json to_json(const BakeManifest& m) {
 
 BakeManifest parse_bake_manifest(std::string_view text) {
   nlohmann::json j;
+  if (util::json_too_deep(text)) throw Error(ExitCode::kState, "bake manifest is not a manifest: nested too deep");
   try {
     j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {

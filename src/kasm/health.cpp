@@ -1,6 +1,7 @@
 #include "kasm_bootstrap/kasm/health.hpp"
 
 #include "kasm_bootstrap/error.hpp"
+#include "kasm_bootstrap/util/json_text.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -98,6 +99,10 @@ HealthCheck check_manager(const config::Config& config, const Machine& machine) 
   if (response.status != 200) {
     check.detail =
         "HTTP " + std::to_string(response.status) + " from " + request.url + ": " + short_body(response.body);
+    return check;
+  }
+  if (util::json_too_deep(response.body)) {
+    check.detail = request.url + " answered with JSON nested too deep to be a health answer";
     return check;
   }
   try {

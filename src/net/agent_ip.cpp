@@ -1,4 +1,5 @@
 #include "kasm_bootstrap/net/agent_ip.hpp"
+#include "kasm_bootstrap/util/message_text.hpp"
 
 #include <arpa/inet.h>
 
@@ -64,13 +65,13 @@ AddressCheck check_agent_address(std::string_view text) {
   const auto t = trim(text);
   if (t.empty()) return {{}, "the value is empty"};
   // inet_pton needs a terminated string and accepts nothing longer than an IPv6 literal.
-  if (t.size() > INET6_ADDRSTRLEN) return {{}, "'" + quote_for_message(t) + "' is not an IP address"};
+  if (t.size() > INET6_ADDRSTRLEN) return {{}, "'" + util::quote_for_message(t) + "' is not an IP address"};
   const std::string s(t);
   in_addr v4{};
   if (::inet_pton(AF_INET, s.c_str(), &v4) == 1) return check_v4(v4);
   in6_addr v6{};
   if (::inet_pton(AF_INET6, s.c_str(), &v6) == 1) return check_v6(v6);
-  return {{}, "'" + quote_for_message(t) + "' is not an IP address"};
+  return {{}, "'" + util::quote_for_message(t) + "' is not an IP address"};
 }
 
 AddressCheck check_agent_address(const sockaddr* address) {
@@ -78,16 +79,6 @@ AddressCheck check_agent_address(const sockaddr* address) {
   if (address->sa_family == AF_INET) return check_v4(reinterpret_cast<const sockaddr_in*>(address)->sin_addr);
   if (address->sa_family == AF_INET6) return check_v6(reinterpret_cast<const sockaddr_in6*>(address)->sin6_addr);
   return {{}, "not an IPv4 or IPv6 address (family " + std::to_string(address->sa_family) + ")"};
-}
-
-std::string quote_for_message(std::string_view text, std::size_t limit) {
-  std::string out;
-  for (const char c : text.substr(0, limit)) {
-    const auto u = static_cast<unsigned char>(c);
-    out += (u >= 0x20 && u < 0x7F) ? c : '?';
-  }
-  if (text.size() > limit) out += "...";
-  return out;
 }
 
 } // namespace kb::net

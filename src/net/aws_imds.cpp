@@ -1,4 +1,5 @@
 #include "kasm_bootstrap/net/aws_imds.hpp"
+#include "kasm_bootstrap/util/message_text.hpp"
 
 #include "kasm_bootstrap/net/agent_ip.hpp"
 #include "kasm_bootstrap/net/source_error.hpp"
@@ -35,7 +36,7 @@ std::string imds_mac(std::string_view body) {
   const bool looks_like_mac =
       m.size() == 17 && std::all_of(m.begin(), m.end(), [](unsigned char c) { return std::isxdigit(c) || c == ':'; });
   if (!looks_like_mac)
-    throw SourceError("IMDS answered 'mac' with '" + quote_for_message(m) + "', which is not a MAC address");
+    throw SourceError("IMDS answered 'mac' with '" + util::quote_for_message(m) + "', which is not a MAC address");
   return m;
 }
 
@@ -46,7 +47,8 @@ void AwsImds::fetch_token() {
   case Kind::kOk:
     if (!plausible_imds_token(reply.body()))
       throw SourceError(what + " (PUT " + client_.base_url() + kTokenPath +
-                        ") answered with something that is not a token: '" + quote_for_message(reply.body()) + "'");
+                        ") answered with something that is not a token: '" + util::quote_for_message(reply.body()) +
+                        "'");
     token_ = reply.body();
     return;
   case Kind::kForbidden: throw SourceError(disabled_message(what + " (PUT " + client_.base_url() + kTokenPath + ")"));

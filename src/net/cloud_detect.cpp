@@ -1,4 +1,5 @@
 #include "kasm_bootstrap/net/cloud.hpp"
+#include "kasm_bootstrap/util/message_text.hpp"
 
 #include "kasm_bootstrap/net/agent_ip.hpp"
 
@@ -93,10 +94,10 @@ CloudDetection detect_cloud(const sys::RootFs& fs) {
     const auto value = read_dmi(fs, path);
     if (!value) continue;
     if (std::string_view(rule.file) == "sys_vendor") sys_vendor = *value;
-    if (matches(rule, *value)) return {rule.cloud, path + " is '" + quote_for_message(*value) + "'"};
+    if (matches(rule, *value)) return {rule.cloud, path + " is '" + util::quote_for_message(*value) + "'"};
   }
   if (sys_vendor.empty()) return {Cloud::kUnknown, "no DMI vendor under " + std::string(kDmiDir)};
-  return {Cloud::kUnknown, "DMI vendor '" + quote_for_message(sys_vendor) + "' is not a known cloud"};
+  return {Cloud::kUnknown, "DMI vendor '" + util::quote_for_message(sys_vendor) + "' is not a known cloud"};
 }
 
 } // namespace kb::net

@@ -1,4 +1,5 @@
 #include "kasm_bootstrap/net/metadata_client.hpp"
+#include "kasm_bootstrap/util/message_text.hpp"
 
 #include "kasm_bootstrap/net/agent_ip.hpp"
 #include "kasm_bootstrap/util/log.hpp"
@@ -114,7 +115,7 @@ MetadataReply MetadataClient::request(const std::string& method, const std::stri
         return reply;
       }
       reply.problem = what + ": HTTP " + std::to_string(r.status);
-      if (!r.body.empty()) reply.problem += " '" + quote_for_message(r.body) + "'";
+      if (!r.body.empty()) reply.problem += " '" + util::quote_for_message(r.body) + "'";
       if (!worth_retrying(r.status)) {
         reply.kind = Kind::kRejected;
         return reply;

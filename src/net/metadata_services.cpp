@@ -1,7 +1,9 @@
 #include "kasm_bootstrap/net/metadata_services.hpp"
+#include "kasm_bootstrap/util/message_text.hpp"
 
 #include "kasm_bootstrap/net/agent_ip.hpp"
 #include "kasm_bootstrap/net/source_error.hpp"
+#include "kasm_bootstrap/util/json_text.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -17,7 +19,7 @@ std::string explain(const MetadataClient& client, const std::string& path, const
   case Kind::kUnauthorized:
   case Kind::kForbidden:
     return what + ": refused with HTTP " + std::to_string(reply.response.status) +
-           (reply.body().empty() ? "" : " '" + quote_for_message(reply.body()) + "'");
+           (reply.body().empty() ? "" : " '" + util::quote_for_message(reply.body()) + "'");
   default: return reply.problem;
   }
 }
@@ -55,14 +57,17 @@ std::string oci_address(const MetadataClient& client) {
 }
 
 std::string oci_private_ip(const std::string& body, const std::string& what) {
+  if (util::json_too_deep(body))
+    throw SourceError(what + " answered with JSON nested deeper than any VNIC list: '" + util::quote_for_message(body) +
+                      "'");
   const auto doc = nlohmann::json::parse(body, nullptr, false);
   if (doc.is_discarded())
-    throw SourceError(what + " answered with something that is not JSON: '" + quote_for_message(body) + "'");
+    throw SourceError(what + " answered with something that is not JSON: '" + util::quote_for_message(body) + "'");
   if (!doc.is_array() || doc.empty())
-    throw SourceError(what + " answered without any VNIC: '" + quote_for_message(body) + "'");
+    throw SourceError(what + " answered without any VNIC: '" + util::quote_for_message(body) + "'");
   const auto& first = doc.front();
   if (!first.is_object() || !first.contains("privateIp") || !first["privateIp"].is_string())
-    throw SourceError(what + ": the first VNIC has no privateIp: '" + quote_for_message(first.dump()) + "'");
+    throw SourceError(what + ": the first VNIC has no privateIp: '" + util::quote_for_message(first.dump()) + "'");
   return first["privateIp"].get<std::string>();
 }
 

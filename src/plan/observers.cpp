@@ -1,5 +1,6 @@
 #include "kasm_bootstrap/plan/observers.hpp"
 
+#include "kasm_bootstrap/util/json_text.hpp"
 #include "kasm_bootstrap/util/log.hpp"
 #include "kasm_bootstrap/util/redactor.hpp"
 #include "kasm_bootstrap/util/utc_time.hpp"
@@ -84,7 +85,7 @@ void StatusFileObserver::on_run_finished(const RunReport& report) {
 void StatusFileObserver::write_locked(sys::Durability durability) {
   try {
     fs_.create_directories(state_dir_, 0700);
-    fs_.write_file_atomic(path(), scrub(doc_.dump(2)) + "\n", 0644, std::nullopt, durability);
+    fs_.write_file_atomic(path(), scrub(util::dump_json(doc_, 2)) + "\n", 0644, std::nullopt, durability);
   } catch (const std::exception& e) {
     log::warn("cannot write status file {}: {}", path().string(), e.what());
   }

@@ -1,5 +1,6 @@
 #include "kasm_bootstrap/plan/state_store.hpp"
 
+#include "kasm_bootstrap/util/json_text.hpp"
 #include "kasm_bootstrap/util/redactor.hpp"
 
 #include <nlohmann/json.hpp>
@@ -23,7 +24,8 @@ std::optional<std::string> StateStore::load() {
     return std::string("ignoring unreadable state file: ") + e.what();
   }
   if (!text) return std::nullopt;
-  const auto doc = nlohmann::json::parse(*text, nullptr, false);
+  const auto doc = util::json_too_deep(*text) ? nlohmann::json(nlohmann::json::value_t::discarded)
+                                              : nlohmann::json::parse(*text, nullptr, false);
   if (doc.is_discarded() || !doc.is_object() || !doc.contains("steps"))
     return "ignoring damaged state file " + path().string() + "; starting over";
   if (doc.value("version", 0) != kStateVersion || doc.value("config_fingerprint", "") != fingerprint_)
@@ -68,7 +70,7 @@ void StateStore::save_locked() const {
   for (const auto& [id, outputs] : completed_)
     doc["steps"][id] = {{"outputs", outputs}, {"duration_ms", durations_.at(id)}};
   fs_.create_directories(state_dir_, 0700);
-  fs_.write_file_atomic(path(), scrub(doc.dump(2)) + "\n", 0600);
+  fs_.write_file_atomic(path(), scrub(util::dump_json(doc, 2)) + "\n", 0600);
 }
 
 } // namespace kb::plan

@@ -2,6 +2,7 @@
 
 #include "kasm_bootstrap/error.hpp"
 #include "kasm_bootstrap/system/unique_fd.hpp"
+#include "kasm_bootstrap/util/errno_text.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -9,6 +10,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
+#include <istream>
 #include <system_error>
 
 namespace kb::sys {
@@ -93,29 +96,60 @@ bool RootFs::exists(const fs::path& machine_path) const {
   return fs::exists(host_path(machine_path), ec);
 }
 
-std::optional<std::string> RootFs::read_file(const fs::path& machine_path, std::size_t max_bytes) const {
-  const auto path = host_path(machine_path);
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+const char* file_type_name(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISLNK(mode)) return "a symbolic link";
+  return "not a regular file";
+}
+
+std::optional<std::string> read_regular_file(const fs::path& host_path, std::size_t max_bytes, FollowSymlinks follow) {
+  const std::string name = host_path.string();
+  const std::string too_large = "is larger than " + std::to_string(max_bytes) + " bytes";
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below anyway.
+  const int flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | (follow == FollowSymlinks::kNo ? O_NOFOLLOW : 0);
+  UniqueFd fd(::open(host_path.c_str(), flags));
   if (!fd) {
     if (errno == ENOENT || errno == ENOTDIR) return std::nullopt;
-    throw_errno("cannot open", path);
+    if (errno == ELOOP && follow == FollowSymlinks::kNo) throw InputRefused(name, "is a symbolic link; refused");
+    throw InputRefused(name, "cannot open: " + util::errno_text(errno));
   }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) throw InputRefused(name, "cannot stat: " + util::errno_text(errno));
+  if (!S_ISREG(st.st_mode))
+    throw InputRefused(name, std::string("is ") + file_type_name(st.st_mode) + ", not a regular file");
+  if (static_cast<std::uint64_t>(st.st_size) > max_bytes) throw InputRefused(name, too_large);
   std::string out;
   char buf[8192];
   for (;;) {
     const ssize_t n = ::read(fd.get(), buf, sizeof buf);
     if (n < 0) {
       if (errno == EINTR) continue;
-      throw_errno("cannot read", path);
+      throw InputRefused(name, "cannot read: " + util::errno_text(errno));
     }
     if (n == 0) break;
     out.append(buf, static_cast<std::size_t>(n));
-    if (out.size() > max_bytes)
-      throw std::system_error(EFBIG, std::generic_category(),
-                              "refusing to read more than " + std::to_string(max_bytes) + " bytes from " +
-                                  path.string());
+    // /proc and /sys files report size 0: the cap holds for what is read, too.
+    if (out.size() > max_bytes) throw InputRefused(name, too_large);
   }
   return out;
+}
+
+std::string read_bounded(std::istream& in, std::size_t max_bytes, const std::string& what) {
+  std::string out;
+  char buf[8192];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    out.append(buf, static_cast<std::size_t>(in.gcount()));
+    if (out.size() > max_bytes) throw InputRefused(what, "is larger than " + std::to_string(max_bytes) + " bytes");
+  }
+  return out;
+}
+
+std::optional<std::string> RootFs::read_file(const fs::path& machine_path, std::size_t max_bytes) const {
+  return read_regular_file(host_path(machine_path), max_bytes);
 }
 
 void RootFs::write_file_atomic(const fs::path& machine_path, std::string_view content, mode_t mode,

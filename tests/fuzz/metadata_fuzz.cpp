@@ -11,6 +11,7 @@
 #include "kasm_bootstrap/net/aws_imds.hpp"
 #include "kasm_bootstrap/net/metadata_services.hpp"
 #include "kasm_bootstrap/net/source_error.hpp"
+#include "kasm_bootstrap/util/message_text.hpp"
 
 #include <string>
 
@@ -60,9 +61,9 @@ extern "C" int LLVMFuzzerTestOneInput(const unsigned char* data, std::size_t siz
   // GCP, Azure (format=text), DigitalOcean, IMDS local-ipv4: the body is the address.
   check_address(body);
 
-  const std::string quoted = kb::net::quote_for_message(body);
+  const std::string quoted = kb::util::quote_for_message(body);
   FUZZ_CHECK(kb::fuzz::printable_ascii(quoted), quoted);
-  FUZZ_CHECK(quoted.size() <= 63, quoted);
+  FUZZ_CHECK(quoted.size() <= 60 + std::string("... (4294967296 bytes)").size(), quoted);
   FUZZ_CHECK(body.size() > 60 || quoted.size() == body.size(), quoted);
 
   // IMDS ipv6 / ipv6s: one address per line, the first is the primary.

@@ -175,7 +175,7 @@ TEST_CASE("a planted secret appears on no channel: stdout, stderr, log, status, 
   TempDir root;
   const auto pair = planted_pair(root);
   const auto dir = root.path() / "userdata";
-  root.write("userdata/server_id", "srv-1\n");
+  root.write("userdata/server_id", "0b5e7c1a-2d4f-4a6b-9c8d-1e2f3a4b5c6d\n");
   root.write("userdata/manager_address", "127.0.0.1:9\n");
   root.write("userdata/swap_size", "off\n");
   root.write("userdata/download_timeout_seconds", "5\n");

@@ -60,7 +60,7 @@ TEST_CASE("layers merge key by key: flags > environment > --config > image defau
              R"({"release_url": "https://image.example/r.tgz", "swap_size": "2G", "cache_dir": "/var/cache/img",
                  "provider": "image-provider", "imds_endpoint": "http://127.0.0.9"})");
   const auto config_file = root.write("userdata.json", R"({"provider": "file-provider", "swap_size": "4G",
-      "server_id": "abc-1", "manager_address": "m.example", "manager_token": "tok-file-abcdefgh",
+      "server_id": "0b5e7c1a-2d4f-4a6b-9c8d-1e2f3a4b5c6d", "manager_address": "m.example", "manager_token": "tok-file-abcdefgh",
       "release_sha256": "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"})");
   kb::sys::RootFs fs(root.path());
   LoadInputs in;
@@ -76,7 +76,7 @@ TEST_CASE("layers merge key by key: flags > environment > --config > image defau
   const auto& c = loaded.config;
   CHECK(c.provider == "flag-provider");                  // flag beats all
   CHECK(c.swap_size == "8G");                            // env beats file and image
-  CHECK(c.server_id == "abc-1");                         // file only
+  CHECK(c.server_id == "0b5e7c1a-2d4f-4a6b-9c8d-1e2f3a4b5c6d");                         // file only
   CHECK(c.release_url == "https://image.example/r.tgz"); // image defaults only
   CHECK(c.cache_dir == "/var/cache/img");
   CHECK(c.swap_file == "/var/swap.1"); // built-in default
@@ -100,7 +100,7 @@ TEST_CASE("config from stdin (-) reads JSON and a directory gives one file per k
     CHECK(loaded.config.manager_token.reveal() == "tok-config-file-1234567890");
   }
   SECTION("directory: heredoc newline stripped, values kept byte for byte") {
-    root.write("d/server_id", "srv-1\n");
+    root.write("d/server_id", "0b5e7c1a-2d4f-4a6b-9c8d-1e2f3a4b5c6d\n");
     root.write("d/manager_address", "10.0.0.5\n");
     root.write("d/manager_token", "a'b\"c$HOME`x`\\y\n");
     root.write("d/release_url", "https://r.example/x.tgz\n");

@@ -23,8 +23,4 @@ AddressCheck check_agent_address(std::string_view text);
 // The same for a socket address (AF_INET or AF_INET6), e.g. from getsockname/getifaddrs.
 AddressCheck check_agent_address(const sockaddr* address);
 
-// `text` made safe to quote in a message: at most `limit` characters, control and
-// non-ASCII bytes shown as '?'. Metadata services sometimes answer with HTML or binary.
-std::string quote_for_message(std::string_view text, std::size_t limit = 60);
-
 } // namespace kb::net

@@ -8,7 +8,9 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <iosfwd>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -51,6 +53,31 @@ private:
   bool committed_ = false;
   Durability durability_;
 };
+
+enum class FollowSymlinks { kYes, kNo };
+
+// Why a file or stream was not read: what() is "<path> <reason>", reason() only the
+// reason ("is a FIFO, not a regular file", "is larger than 1048576 bytes", "cannot open:
+// Permission denied"). Never any of the content.
+class InputRefused : public std::runtime_error {
+public:
+  InputRefused(const std::string& name, std::string reason)
+      : std::runtime_error(name + " " + reason), reason_(std::move(reason)) {}
+  const std::string& reason() const noexcept { return reason_; }
+
+private:
+  std::string reason_;
+};
+
+// The one way this tool reads a whole file: a regular file only (a FIFO, device,
+// directory or socket is refused without blocking), at most `max_bytes`. nullopt when it
+// does not exist; InputRefused otherwise. With FollowSymlinks::kNo a symlink is refused too.
+std::optional<std::string> read_regular_file(const std::filesystem::path& host_path, std::size_t max_bytes,
+                                             FollowSymlinks follow = FollowSymlinks::kYes);
+// Reads a stream (stdin) to its end; InputRefused (named `what`) past `max_bytes`.
+std::string read_bounded(std::istream& in, std::size_t max_bytes, const std::string& what);
+// "a FIFO", "a directory"...: what a non-regular file is, for messages.
+const char* file_type_name(mode_t mode);
 
 class RootFs {
 public:
