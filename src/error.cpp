@@ -19,6 +19,7 @@ std::string_view exit_code_name(ExitCode code) {
   case ExitCode::kInterrupted: return "interrupted";
   case ExitCode::kState: return "state";
   case ExitCode::kDocker: return "docker";
+  case ExitCode::kBusy: return "busy";
   }
   return "unknown";
 }

@@ -25,6 +25,7 @@ enum class ExitCode : int {
   kInterrupted = 12,    // SIGTERM/SIGINT before the run finished
   kState = 13,          // state or status file unreadable or unwritable
   kDocker = 14,         // Docker Engine API unreachable or failing
+  kBusy = 15,           // another run or prebake holds the run lock
 };
 
 std::string_view exit_code_name(ExitCode code);

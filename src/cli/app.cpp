@@ -107,7 +107,7 @@ int main(int argc, char** argv, std::istream& in, std::ostream& out) {
   app.set_version_flag("--version,-V", std::string("kasm-bootstrap ") + kVersion);
   app.require_subcommand(1);
   app.footer("Exit codes: 0 ok, 1 internal, 2 usage, 3 config, 4 address, 5 swap, 6 release, 7 package-lock, "
-             "8 install, 9 certificate, 10 health, 11 not-implemented, 12 interrupted, 13 state, 14 docker.");
+             "8 install, 9 certificate, 10 health, 11 not-implemented, 12 interrupted, 13 state, 14 docker, 15 busy.");
 
   CommonOptions opts;
   auto* run = app.add_subcommand("run", "do the whole job: address, swap, release, install, certificates, health");
@@ -122,6 +122,9 @@ int main(int argc, char** argv, std::istream& in, std::ostream& out) {
   prebake->add_flag("--dry-run,-n", opts.dry_run, "print the plan; change nothing");
   prebake->add_flag("--force", opts.force, "re-apply every step, even those an earlier prebake completed");
   run->add_flag("--dry-run,-n", opts.dry_run, "print the plan; change nothing");
+  for (auto* sub : {run, prebake})
+    sub->add_flag("--wait-lock", opts.wait_lock,
+                  "when another run or prebake is running here, wait for it instead of exiting 15 (busy)");
   run->add_flag("--force", opts.force, "re-apply every step, even those an earlier run completed");
   swap->add_flag("--dry-run,-n", opts.dry_run, "state the decision and the numbers behind it; change nothing");
   swap->add_option("--size", opts.swap_size_alias, "auto, off, 0 or a size (same as --swap-size)");

@@ -4,6 +4,7 @@
 #include "kasm_bootstrap/config/serialize.hpp"
 #include "kasm_bootstrap/config/validate.hpp"
 #include "kasm_bootstrap/kasm/health.hpp"
+#include "kasm_bootstrap/kasm/installer.hpp"
 #include "kasm_bootstrap/net/address_chain.hpp"
 #include "kasm_bootstrap/plan/executor.hpp"
 #include "kasm_bootstrap/plan/observers.hpp"
@@ -13,6 +14,8 @@
 #include "kasm_bootstrap/report/sd_notify_observer.hpp"
 #include "kasm_bootstrap/steps/ensure_swap.hpp"
 #include "kasm_bootstrap/steps/steps.hpp"
+#include "kasm_bootstrap/system/process.hpp"
+#include "kasm_bootstrap/system/run_lock.hpp"
 #include "kasm_bootstrap/util/json_text.hpp"
 #include "kasm_bootstrap/util/log.hpp"
 #include "kasm_bootstrap/util/redactor.hpp"
@@ -247,6 +250,16 @@ void require_root_directory(const sys::RootFs& fs) {
                                       " does not exist or is not a directory (--root); nothing was changed");
 }
 
+// Under the run lock, whatever an earlier run left behind is ours to clean up: it was
+// SIGKILLed or the machine lost power. Its installer's process group may still be running
+// (a re-run must not start a second installer beside it), and its status.json says
+// "running" for a run that is gone.
+void clean_up_after_earlier_run(const sys::RootFs& fs, const std::string& state_dir) {
+  if (auto ended = sys::end_recorded_group(fs.host_path(state_dir) / kasm::kInstallerGroupRecord))
+    log::warn("{}", *ended);
+  if (auto stale = plan::mark_stale_status_interrupted(fs, state_dir)) log::warn("{}", *stale);
+}
+
 } // namespace
 
 ExitCode command_run(const CommonOptions& o, std::istream& in, Output& output) {
@@ -266,9 +279,10 @@ ExitCode command_run(const CommonOptions& o, std::istream& in, Output& output) {
   require_root_directory(machine.fs);
   install_stop_handlers();
   const auto& config = loaded.config;
-  machine.fs.create_directories(config.state_dir, 0700);
+  const auto lock = sys::RunLock::acquire(machine.fs, config.state_dir, "run", o.wait_lock, g_interrupted);
   log::add_file(machine.fs.host_path(config.state_dir) / "kasm-bootstrap.log");
   log::info("kasm-bootstrap {} run, root {}", kVersion, machine.fs.root().string());
+  clean_up_after_earlier_run(machine.fs, config.state_dir);
   if (choice.warn)
     log::warn("{}", choice.reason);
   else
@@ -309,9 +323,12 @@ ExitCode command_prebake(const CommonOptions& o, std::istream& in, Output& outpu
 
   require_root_directory(machine.fs);
   install_stop_handlers();
+  // The same lock as run: a prebake and a run on one root must not install at once.
+  const auto lock = sys::RunLock::acquire(machine.fs, config.state_dir, "prebake", o.wait_lock, g_interrupted);
   machine.fs.create_directories(state_dir, 0700);
   log::add_file(machine.fs.host_path(state_dir) / "kasm-bootstrap.log");
   log::info("kasm-bootstrap {} prebake, root {}", kVersion, machine.fs.root().string());
+  clean_up_after_earlier_run(machine.fs, config.state_dir);
   plan::StateStore state(machine.fs, state_dir, config::fingerprint(config));
   if (auto warning = state.load()) log::warn("{}", *warning);
   if (o.force) state.forget_all();

@@ -106,6 +106,7 @@ InstallerOutcome run_installer(sys::ProcessRunner& processes, const InstallerInv
     cmd.timeout = left;
     cmd.kill_grace = in.kill_grace;
     cmd.tail_lines = 15;
+    cmd.group_record = in.temp_dir / kInstallerGroupRecord;
     cmd.on_output_line = [&](std::string_view line) {
       if (is_apt_lock_failure(line)) apt_lock_seen = true;
       log::info("install.sh: {}", line); // the sinks mask the token

@@ -91,4 +91,33 @@ void StatusFileObserver::write_locked(sys::Durability durability) {
   }
 }
 
+std::optional<std::string> mark_stale_status_interrupted(const sys::RootFs& fs,
+                                                         const std::filesystem::path& state_dir) {
+  const auto path = state_dir / "status.json";
+  std::optional<std::string> text;
+  try {
+    text = fs.read_file(path, 1u << 20);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  if (!text || util::json_too_deep(*text)) return std::nullopt;
+  auto doc = nlohmann::json::parse(*text, nullptr, false);
+  if (!doc.is_object() || doc.value("result", "") != "running") return std::nullopt;
+  const auto pid = doc.value("pid", 0);
+  doc["result"] = "interrupted";
+  doc["finished_at"] = util::utc_timestamp();
+  doc["error"] = "the run (pid " + std::to_string(pid) + ") ended without finishing: killed, or the machine stopped";
+  if (doc.contains("steps") && doc["steps"].is_array())
+    for (auto& s : doc["steps"])
+      if (s.is_object() && s.value("outcome", "") == "running") s["outcome"] = "interrupted";
+  try {
+    fs.write_file_atomic(path, scrub(util::dump_json(doc, 2)) + "\n", 0644);
+  } catch (const std::exception& e) {
+    return "status.json says a run (pid " + std::to_string(pid) +
+           ") is running, and it cannot be corrected: " + e.what();
+  }
+  return "the previous run (pid " + std::to_string(pid) + ", started " + doc.value("started_at", "?") +
+         ") ended without finishing; its status.json now says interrupted";
+}
+
 } // namespace kb::plan

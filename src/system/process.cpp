@@ -1,20 +1,26 @@
 #include "kasm_bootstrap/system/process.hpp"
 
+#include "kasm_bootstrap/system/root_fs.hpp"
 #include "kasm_bootstrap/system/unique_fd.hpp"
+#include "kasm_bootstrap/util/message_text.hpp"
 #include "kasm_bootstrap/util/redactor.hpp"
 
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
+#include <sstream>
 #include <system_error>
+#include <thread>
 
 extern char** environ; // NOLINT: POSIX
 
@@ -56,6 +62,123 @@ std::vector<char*> c_array(std::vector<std::string>& strings) {
   out.push_back(nullptr);
   return out;
 }
+
+// argv[0] as a path, searched in our PATH as posix_spawnp would: after fork only
+// async-signal-safe calls may run, and a PATH search is not one.
+std::string resolve_program(const std::string& name) {
+  if (name.find('/') != std::string::npos) return name;
+  const char* env_path = std::getenv("PATH"); // NOLINT(concurrency-mt-unsafe): read-only use
+  std::istringstream dirs(env_path && *env_path ? env_path
+                                                : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+  std::string dir;
+  while (std::getline(dirs, dir, ':')) {
+    const std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+    struct stat st {};
+    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(candidate.c_str(), X_OK) == 0)
+      return candidate;
+  }
+  return name; // execve fails with ENOENT, reported as "cannot start"
+}
+
+// fork + execve. The child leads its own process group and gets SIGKILL when we die
+// (PR_SET_PDEATHSIG: when the thread that forked it ends, and that thread waits for it),
+// so a SIGKILLed kasm-bootstrap does not leave the installer running on its own.
+pid_t spawn(const std::string& path, const std::string& argv0, char* const argv[], char* const envp[], int out_fd,
+            const std::filesystem::path& dir) {
+  int err_pipe[2];
+  if (::pipe2(err_pipe, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), "pipe");
+  const pid_t parent = ::getpid();
+  const char* dir_c = dir.empty() ? nullptr : dir.c_str();
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    const int e = errno;
+    ::close(err_pipe[0]);
+    ::close(err_pipe[1]);
+    throw std::system_error(e, std::generic_category(), "cannot start " + argv0 + " (fork)");
+  }
+  if (pid == 0) {
+    // From here to execve only async-signal-safe calls: this is a copy of a threaded process.
+    const auto fail = [fd = err_pipe[1]](int e) {
+      (void)!::write(fd, &e, sizeof e);
+      ::_exit(127);
+    };
+    ::close(err_pipe[0]);
+    if (::setpgid(0, 0) != 0) fail(errno);
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail(errno);
+    if (::getppid() != parent) ::_exit(127); // the parent died before the signal was armed
+    const int null_fd = ::open("/dev/null", O_RDONLY);
+    if (null_fd < 0 || ::dup2(null_fd, STDIN_FILENO) < 0) fail(errno);
+    if (::dup2(out_fd, STDOUT_FILENO) < 0 || ::dup2(out_fd, STDERR_FILENO) < 0) fail(errno);
+    if (dir_c && ::chdir(dir_c) != 0) fail(errno);
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    for (const int sig : {SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD})
+      ::sigaction(sig, &dfl, nullptr);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::execve(path.c_str(), argv, envp);
+    fail(errno);
+  }
+  ::close(err_pipe[1]);
+  ::setpgid(pid, pid); // also from here, so the group exists before we could signal it
+  int child_errno = 0;
+  ssize_t n = 0;
+  do {
+    n = ::read(err_pipe[0], &child_errno, sizeof child_errno);
+  } while (n < 0 && errno == EINTR);
+  ::close(err_pipe[0]);
+  if (n == static_cast<ssize_t>(sizeof child_errno)) {
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    throw std::system_error(child_errno, std::generic_category(), "cannot start " + argv0);
+  }
+  return pid;
+}
+
+// The start time of a process in clock ticks since boot (/proc/PID/stat field 22): with
+// the pid, it names one process for good, where the pid alone may be reused.
+std::optional<unsigned long long> process_start_time(pid_t pid) {
+  std::optional<std::string> stat;
+  try {
+    stat = read_regular_file("/proc/" + std::to_string(pid) + "/stat", 4096);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  if (!stat) return std::nullopt;
+  const auto paren = stat->rfind(')'); // the command name may hold spaces and ')'
+  if (paren == std::string::npos) return std::nullopt;
+  std::istringstream fields(stat->substr(paren + 1));
+  std::string field;
+  for (int i = 3; i <= 22 && fields >> field; ++i)
+    if (i == 22) return std::strtoull(field.c_str(), nullptr, 10);
+  return std::nullopt;
+}
+
+// Writes the group record while the child runs and removes it when the runner is done.
+class GroupRecord {
+public:
+  GroupRecord(std::filesystem::path path, pid_t pgid) : path_(std::move(path)) {
+    if (path_.empty()) return;
+    const auto start = process_start_time(pgid);
+    try {
+      AtomicFile file(path_, 0600);
+      file.write(std::to_string(pgid) + " " + (start ? std::to_string(*start) : "0") + "\n");
+      file.commit();
+    } catch (const std::exception&) {
+      path_.clear(); // the run goes on; only the clean-up after a SIGKILL loses its hint
+    }
+  }
+  GroupRecord(const GroupRecord&) = delete;
+  GroupRecord& operator=(const GroupRecord&) = delete;
+  ~GroupRecord() {
+    if (!path_.empty()) ::unlink(path_.c_str());
+  }
+
+private:
+  std::filesystem::path path_;
+};
 
 // Owns a running child: if the runner unwinds early the whole group is killed and reaped.
 class Child {
@@ -102,6 +225,50 @@ std::string ProcessResult::describe_outcome() const {
   return "exit status " + std::to_string(exit_code);
 }
 
+std::optional<std::string> end_recorded_group(const std::filesystem::path& record, std::chrono::milliseconds grace) {
+  std::optional<std::string> text;
+  try {
+    text = read_regular_file(record, 256);
+  } catch (const std::exception&) {
+  }
+  ::unlink(record.c_str());
+  if (!text) return std::nullopt;
+  long long pgid = 0;
+  unsigned long long start = 0;
+  std::istringstream in(*text);
+  if (!(in >> pgid >> start) || pgid <= 1) return std::nullopt;
+  const auto group = static_cast<pid_t>(pgid);
+  if (::kill(-group, 0) != 0) return std::nullopt; // nothing of that group is left
+  // A process with the leader's pid must be the leader itself: a pid (and so a group id)
+  // is reused only once nothing uses it any more.
+  if (const auto now = process_start_time(group); now && start != 0 && *now != start) return std::nullopt;
+  std::string leader = "its leader has exited";
+  try {
+    if (auto cmdline = read_regular_file("/proc/" + std::to_string(group) + "/cmdline", 64 * 1024)) {
+      std::vector<std::string> args;
+      std::string arg;
+      std::istringstream parts(*cmdline);
+      while (std::getline(parts, arg, '\0'))
+        args.push_back(arg);
+      if (!args.empty()) leader = util::quote_for_message(describe_command(args), 160);
+    }
+  } catch (const std::exception&) {
+  }
+  const auto gone = [&] { return ::kill(-group, 0) != 0; };
+  ::kill(-group, SIGTERM);
+  const auto deadline = Clock::now() + grace;
+  while (!gone() && Clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const bool needed_kill = !gone();
+  if (needed_kill) {
+    ::kill(-group, SIGKILL);
+    for (int i = 0; i < 40 && !gone(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return fmt::format("ended process group {} ({}) that an earlier run left running{}", group, leader,
+                     needed_kill ? " (SIGKILL after SIGTERM)" : "");
+}
+
 std::string describe_command(const std::vector<std::string>& argv) {
   std::string line;
   for (const auto& a : argv) {
@@ -119,39 +286,16 @@ ProcessResult ProcessRunner::run(const Command& command, const std::atomic<bool>
   UniqueFd read_end(pipe_fds[0]);
   UniqueFd write_end(pipe_fds[1]);
 
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, write_end.get(), STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, write_end.get(), STDERR_FILENO);
-  if (!command.working_dir.empty()) posix_spawn_file_actions_addchdir_np(&actions, command.working_dir.c_str());
-
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t default_signals;
-  sigemptyset(&default_signals);
-  sigaddset(&default_signals, SIGTERM);
-  sigaddset(&default_signals, SIGINT);
-  sigaddset(&default_signals, SIGPIPE);
-  sigaddset(&default_signals, SIGCHLD);
-  sigset_t no_signals;
-  sigemptyset(&no_signals);
-  posix_spawnattr_setsigdefault(&attr, &default_signals);
-  posix_spawnattr_setsigmask(&attr, &no_signals);
-  posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-
   auto argv_strings = command.argv;
   auto env_strings = build_environment(command.env_overrides);
   auto argv = c_array(argv_strings);
   auto envp = c_array(env_strings);
 
-  pid_t pid = -1;
-  const int rc = ::posix_spawnp(&pid, argv[0], &actions, &attr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) throw std::system_error(rc, std::generic_category(), "cannot start " + command.argv[0]);
+  const pid_t pid = spawn(resolve_program(command.argv[0]), command.argv[0], argv.data(), envp.data(), write_end.get(),
+                          command.working_dir);
   write_end.reset();
+  // Destroyed in reverse: the group is killed (Child) before its record goes.
+  const GroupRecord record(command.group_record, pid);
   Child child(pid);
 
   ProcessResult result;

@@ -152,5 +152,71 @@ class Interrupted(unittest.TestCase):
         self.assertEqual(first2.rc, 12)
 
 
+class OneAtATime(unittest.TestCase):
+    def installer_intervals(self, case):
+        """(start, end) of each installer run, end None for one that never finished."""
+        out = []
+        for n in range(1, case.installer_runs() + 1):
+            marks = dict(line.split() for line in (case.read(f"/fake-installer/timing.{n}") or "").splitlines())
+            out.append((float(marks["start"]), float(marks["end"]) if "end" in marks else None))
+        return out
+
+    def test_a_second_run_while_one_installs_exits_15_naming_the_holder(self):
+        case = W.new_case("twice")
+        case.env["KASM_FAKE_SLEEP"] = "3"
+        second = {}
+        first = case.run(signal_when=(installer_sleeping, lambda: second.update(r=case.run(name="second", keep_strays=True))))
+        self.assertEqual(first.rc, 0, first)
+        r = second["r"]
+        self.assertEqual(r.rc, 15, r)
+        self.assertRegex(r.stderr, r"another kasm-bootstrap is running here \(pid \d+ run since \S+Z, lock ")
+        self.assertIn("nothing was changed", r.stderr)
+        self.assertEqual(case.installer_runs(), 1)
+        self.assertEqual(case.status()["result"], "success")
+        self.assertEqual(case.leaks(r), [])
+
+    def test_wait_lock_waits_for_the_first_run_then_finds_it_done(self):
+        case = W.new_case("waitlock")
+        case.env["KASM_FAKE_SLEEP"] = "2"
+        second = {}
+        first = case.run(signal_when=(installer_sleeping,
+                                      lambda: second.update(r=case.run("--wait-lock", name="second", keep_strays=True))))
+        self.assertEqual(first.rc, 0, first)
+        r = second["r"]
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn("waiting for the run lock", r.stderr)
+        self.assertEqual(case.installer_runs(), 1, "the waiting run found the install done")
+
+    def test_sigkill_mid_install_then_rerun_ends_the_old_installer_first(self):
+        case = W.new_case("killrerun")
+        case.env["KASM_FAKE_SLEEP"] = "60"
+        first = case.run(signal_when=(installer_sleeping, signal.SIGKILL), keep_strays=True)
+        self.assertEqual(first.rc, -signal.SIGKILL)
+        self.assertEqual(case.status()["result"], "running", "what SIGKILL leaves: nobody could say otherwise")
+        # The parent-death signal ends the installer itself at once; what it started
+        # (the fake's sleep) is still running in its process group.
+        deadline = time.time() + 5
+        while time.time() < deadline and any("install.sh" in c for c in case.marked_processes().values()):
+            time.sleep(0.05)
+        left = case.marked_processes()
+        self.assertFalse([c for c in left.values() if "install.sh" in c], left)
+        self.assertTrue(left, "the installer's child is still running before the re-run")
+        del case.env["KASM_FAKE_SLEEP"]
+        second = case.run()
+        self.assertEqual(second.rc, 0, second)
+        self.assertRegex(case.log(), r"ended process group \d+ \(.*\) that an earlier run left running")
+        self.assertRegex(case.log(), r"the previous run \(pid \d+, started \S+\) ended without finishing")
+        for pid in left:
+            self.assertFalse(os.path.exists(f"/proc/{pid}"), f"{left[pid]} still running after the re-run")
+        # Never two installers at once: the re-run's started after the old one's group ended.
+        (old_start, old_end), (new_start, _) = self.installer_intervals(case)
+        self.assertIsNone(old_end)
+        self.assertGreater(new_start, old_start)
+        self.assertEqual(case.status()["result"], "success")
+        self.assertFalse(os.path.exists(case.path("/var/lib/kasm-bootstrap/installer.group")))
+        self.assertEqual(case.leaks(first), [])
+        self.assertEqual(case.leaks(second), [])
+
+
 if __name__ == "__main__":
     world.run_suite(__name__)

@@ -210,18 +210,22 @@ class Case:
         return p
 
     # --- running the binary ------------------------------------------------------------
-    def run(self, *extra, signal_when=None, timeout=240, config=True):
+    def run(self, *extra, signal_when=None, timeout=240, config=True, name="run", keep_strays=False):
         """Runs `kasm-bootstrap run` in the instance namespace with a listening NOTIFY_SOCKET.
 
         signal_when=(predicate, signum[, then]) sends signum once predicate(case) is true
         (signum may instead be a callable: a fault hook to run at that moment); `then`
         (optional callable) runs right after. case.notes holds the sd_notify datagrams
         received so far, so a predicate can wait for "STATUS=... <step>: running".
+        name: another name for a second run started while one runs (its own output files
+        and notify socket). keep_strays: leave what a killed run left running, for a test
+        of what the next run does about it (cleanup() still kills it).
         """
         cfg = os.path.join(self.dir, "config.json")
         with open(cfg, "w") as f:
             json.dump(self.config, f)
-        notify_path = os.path.join(self.dir, "notify.sock")
+        suffix = "" if name == "run" else "." + name
+        notify_path = os.path.join(self.dir, "notify.sock" + suffix)
         if os.path.exists(notify_path):
             os.unlink(notify_path)
         notify_sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -254,8 +258,8 @@ class Case:
         if config:
             cmd += ["--config", cfg]
         cmd += list(extra)
-        out = open(os.path.join(self.dir, "stdout"), "w+")
-        err = open(os.path.join(self.dir, "stderr"), "w+")
+        out = open(os.path.join(self.dir, "stdout" + suffix), "w+")
+        err = open(os.path.join(self.dir, "stderr" + suffix), "w+")
         start = time.monotonic()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, start_new_session=True)
         try:
@@ -288,7 +292,7 @@ class Case:
                 except OSError:
                     break
             notify_sock.close()
-            strays = self.kill_strays()
+            strays = [] if keep_strays else self.kill_strays()
         out.seek(0)
         err.seek(0)
         result = Result(rc, out.read(), err.read(), notes, seconds)
@@ -296,6 +300,24 @@ class Case:
         out.close()
         err.close()
         return result
+
+    def marked_processes(self):
+        """{pid: command line} of the processes whose environment names this case's root:
+        the installer and everything it started."""
+        marker = ("KASM_FAKE_ROOT=" + self.root).encode()
+        found = {}
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    if marker not in f.read().split(b"\0"):
+                        continue
+                with open(f"/proc/{pid}/cmdline", "rb") as c:
+                    found[int(pid)] = c.read().replace(b"\0", b" ").decode(errors="replace").strip()
+            except OSError:
+                pass
+        return found
 
     def kill_strays(self):
         """Kills processes left behind by a killed run (the installer has its own process

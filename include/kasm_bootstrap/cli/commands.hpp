@@ -20,6 +20,7 @@ struct CommonOptions {
   bool quiet = false;
   bool dry_run = false;
   bool force = false;
+  bool wait_lock = false; // run, prebake: wait for another run instead of exiting 15
   std::string swap_size_alias;
   std::string sources_alias;
   // Storage CLI11 binds to; `flags` holds only what was actually given.

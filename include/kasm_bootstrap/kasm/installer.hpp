@@ -17,9 +17,13 @@
 
 namespace kb::kasm {
 
+// In the state directory while install.sh runs: its process group (sys::Command::group_record),
+// so a run after a SIGKILL ends that installer before it starts another.
+inline constexpr const char* kInstallerGroupRecord = "installer.group";
+
 struct InstallerInvocation {
   std::filesystem::path install_script; // host path of kasm_release/install.sh
-  std::filesystem::path temp_dir;       // host path for the APT_CONFIG file (removed afterwards)
+  std::filesystem::path temp_dir;       // host path of the state dir: APT_CONFIG file, group record
   std::string agent_address;
   std::string manager_address;
   std::string server_id;

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 
 namespace kb::plan {
 
@@ -38,5 +39,10 @@ private:
   std::mutex mutex_;
   nlohmann::json doc_;
 };
+
+// A status.json left at "running" by a run that is gone (SIGKILL, power loss) becomes
+// "interrupted", its running steps too. Only under the run lock, where no run is live.
+// Returns what it found, for the log; nullopt when the status was not stale.
+std::optional<std::string> mark_stale_status_interrupted(const sys::RootFs& fs, const std::filesystem::path& state_dir);
 
 } // namespace kb::plan

@@ -1,8 +1,9 @@
 #pragma once
 // Child processes: the one way kasm-bootstrap runs another program. Every child gets its
-// own process group (so a deadline or SIGTERM can stop the whole tree), stdin from
-// /dev/null (so a prompt fails fast instead of hanging), and its stdout+stderr streamed
-// line by line to a callback.
+// own process group (so a deadline or SIGTERM can stop the whole tree), a parent-death
+// signal (SIGKILL when we die, even by SIGKILL), stdin from /dev/null (so a prompt fails
+// fast instead of hanging), and its stdout+stderr streamed line by line to a callback,
+// as bytes (a line is never required to be text).
 
 #include <atomic>
 #include <chrono>
@@ -10,6 +11,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,6 +26,10 @@ struct Command {
   std::chrono::milliseconds kill_grace{2000};                // SIGTERM -> SIGKILL delay at the deadline
   std::function<void(std::string_view line)> on_output_line; // merged stdout and stderr
   std::size_t tail_lines = 20;                               // kept for error messages
+  // Host path where the child's process group is recorded while it runs ("PGID START\n",
+  // START the leader's start time in clock ticks), removed once the group is gone; empty =
+  // not recorded. A run that was SIGKILLed leaves it behind for end_recorded_group().
+  std::filesystem::path group_record;
 };
 
 struct ProcessResult {
@@ -45,6 +51,13 @@ public:
   // `cancel`, when it becomes true, stops the child's process group like a deadline.
   virtual ProcessResult run(const Command& command, const std::atomic<bool>* cancel = nullptr);
 };
+
+// Ends the process group a Command::group_record names, when it is still running: the
+// children of a run that was killed before it could stop them (SIGTERM, then SIGKILL
+// after `grace`). Returns what it did, for the log; nullopt when there was nothing to end.
+// The record is removed either way. Only for a record no live run owns (hold the run lock).
+std::optional<std::string> end_recorded_group(const std::filesystem::path& record,
+                                              std::chrono::milliseconds grace = std::chrono::seconds(5));
 
 // argv as a shell-quoted line, secrets masked: for logs and dry-run output.
 std::string describe_command(const std::vector<std::string>& argv);
