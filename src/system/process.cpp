@@ -270,10 +270,13 @@ std::optional<std::string> end_recorded_group(const std::filesystem::path& recor
 }
 
 std::string describe_command(const std::vector<std::string>& argv) {
+  // Masked part by part, then quoted: quoting first would turn a token holding a quote
+  // into a spelling the redactor might not know.
   std::string line;
   for (const auto& a : argv) {
     if (!line.empty()) line += ' ';
-    line += quote(a);
+    const auto masked = scrub(a);
+    line += masked == a ? quote(a) : masked;
   }
   return scrub(line);
 }

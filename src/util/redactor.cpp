@@ -3,6 +3,7 @@
 #include "kasm_bootstrap/util/secret.hpp"
 
 #include <algorithm>
+#include <cctype>
 
 namespace kb {
 namespace {
@@ -22,6 +23,50 @@ std::string trim(std::string_view s) {
   return std::string(s.substr(b, e - b + 1));
 }
 
+// The spellings a secret takes when a child or a library re-encodes it before printing:
+// a second line of defence behind masking on the parts (describe_command masks each
+// argument before it quotes). Only those that differ from the plain text are returned.
+std::vector<std::string> encodings(const std::string& plain) {
+  static constexpr const char* kHex = "0123456789ABCDEF";
+  static constexpr std::string_view kShellSpecial = " \t\n'\"\\$`!*?[]{}()<>|&;#~";
+  std::string json, single_quoted, backslashed, url;
+  for (const char c : plain) {
+    const auto u = static_cast<unsigned char>(c);
+    // JSON string body (nlohmann, Python's json.dumps with ensure_ascii off).
+    if (c == '"' || c == '\\') {
+      json += '\\';
+      json += c;
+    } else if (c == '\n') {
+      json += "\\n";
+    } else if (c == '\t') {
+      json += "\\t";
+    } else if (u < 0x20) {
+      json += "\\u00";
+      json += kHex[u >> 4];
+      json += kHex[u & 15];
+    } else {
+      json += c;
+    }
+    // Inside '...' for the shell ('\'' closes, escapes and reopens).
+    single_quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    // printf %q and bash's ${x@Q}-less escaping: a backslash before each special byte.
+    if (kShellSpecial.find(c) != std::string_view::npos) backslashed += '\\';
+    backslashed += c;
+    // Percent-encoding of everything but RFC 3986's unreserved characters.
+    if (std::isalnum(u) || c == '-' || c == '.' || c == '_' || c == '~') {
+      url += c;
+    } else {
+      url += '%';
+      url += kHex[u >> 4];
+      url += kHex[u & 15];
+    }
+  }
+  std::vector<std::string> out;
+  for (auto* e : {&json, &single_quoted, &backslashed, &url})
+    if (*e != plain && std::find(out.begin(), out.end(), *e) == out.end()) out.push_back(*e);
+  return out;
+}
+
 } // namespace
 
 void Redactor::add(std::string_view secret) {
@@ -29,6 +74,8 @@ void Redactor::add(std::string_view secret) {
   const std::string whole = trim(secret);
   if (whole.size() < kMinSecretLength) return;
   found.push_back(whole);
+  for (auto& e : encodings(whole))
+    found.push_back(std::move(e));
   if (whole.find('\n') != std::string::npos) {
     std::string escaped;
     for (char c : whole) {

@@ -146,6 +146,24 @@ TEST_CASE("command lines and output tails are redacted", "[system][secrets]") {
   CHECK(r.tail.front() == "using token ****");
 }
 
+TEST_CASE("a secret with quotes is masked on the command line before it is quoted", "[system][secrets]") {
+  const Secret token("it's-a\"token\"-$HOME-0123456789");
+  const auto line = sys::describe_command({"install.sh", "-M", token.reveal(), "-p", "10.0.0.1"});
+  CHECK(line == "install.sh -M **** -p 10.0.0.1");
+  CHECK(line.find("token") == std::string::npos);
+}
+
+TEST_CASE("the redactor also knows a secret's JSON, shell and URL spellings", "[secrets]") {
+  Redactor r;
+  const std::string secret = "ab'c\"d\\e f/g&h=0123";
+  r.add(secret);
+  CHECK(r.scrub("plain " + secret) == "plain ****");
+  CHECK(r.scrub(R"(json {"t": "ab'c\"d\\e f/g&h=0123"})") == R"(json {"t": "****"})");
+  CHECK(r.scrub("sh 'ab'\\''c\"d\\e f/g&h=0123'") == "sh '****'");
+  CHECK(r.scrub(R"(printf-q ab\'c\"d\\e\ f/g\&h=0123)") == "printf-q ****");
+  CHECK(r.scrub("url ?t=ab%27c%22d%5Ce%20f%2Fg%26h%3D0123") == "url ?t=****");
+}
+
 TEST_CASE("the redactor masks whole secrets, PEM lines and escaped PEM", "[secrets]") {
   Redactor r;
   r.add("-----BEGIN PRIVATE KEY-----\nAAAABBBBCCCCDDDDEEEEFFFF\nGGGGHHHHIIIIJJJJ\n-----END PRIVATE KEY-----\n");
