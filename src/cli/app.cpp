@@ -24,7 +24,7 @@ constexpr const char* kSecretFlagHint =
 
 // A secret file is at most 64 KiB (a PEM key with its chain is far less), a regular file
 // or '-' for stdin: a FIFO or /dev/zero must not hang or exhaust memory.
-constexpr std::size_t kMaxSecretFileBytes = 64 * 1024;
+constexpr std::size_t kMaxSecretFileBytes = std::size_t{64} * 1024;
 
 std::string read_secret_file(const std::string& path, std::istream& in, const std::string& flag) {
   try {

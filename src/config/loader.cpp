@@ -321,7 +321,7 @@ bool valid_utf8(std::string_view s) {
 // installer's command line, in YAML and in messages, where a NUL truncates it silently and
 // a 200 KB string fails much later as "Argument list too long".
 constexpr std::size_t kMaxValueBytes = 4096;
-constexpr std::size_t kMaxPemBytes = 64 * 1024; // a certificate chain
+constexpr std::size_t kMaxPemBytes = std::size_t{64} * 1024; // a certificate chain
 constexpr std::size_t kMaxListItems = 32;
 
 std::optional<std::string> text_problem(std::string_view key, const std::string& text, bool secret) {

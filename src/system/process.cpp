@@ -72,7 +72,7 @@ std::string resolve_program(const std::string& name) {
                                                 : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
   std::string dir;
   while (std::getline(dirs, dir, ':')) {
-    const std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+    std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
     struct stat st {};
     if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(candidate.c_str(), X_OK) == 0)
       return candidate;
@@ -116,7 +116,8 @@ pid_t spawn(const std::string& path, const std::string& argv0, char* const argv[
       ::sigaction(sig, &dfl, nullptr);
     sigset_t none;
     sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    // Single-threaded here: the child of fork has only the thread that forked.
+    ::sigprocmask(SIG_SETMASK, &none, nullptr); // NOLINT(concurrency-mt-unsafe)
     ::execve(path.c_str(), argv, envp);
     fail(errno);
   }
@@ -244,7 +245,7 @@ std::optional<std::string> end_recorded_group(const std::filesystem::path& recor
   if (const auto now = process_start_time(group); now && start != 0 && *now != start) return std::nullopt;
   std::string leader = "its leader has exited";
   try {
-    if (auto cmdline = read_regular_file("/proc/" + std::to_string(group) + "/cmdline", 64 * 1024)) {
+    if (auto cmdline = read_regular_file("/proc/" + std::to_string(group) + "/cmdline", std::size_t{64} * 1024)) {
       std::vector<std::string> args;
       std::string arg;
       std::istringstream parts(*cmdline);
