@@ -304,20 +304,7 @@ class Case:
     def marked_processes(self):
         """{pid: command line} of the processes whose environment names this case's root:
         the installer and everything it started."""
-        marker = ("KASM_FAKE_ROOT=" + self.root).encode()
-        found = {}
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                with open(f"/proc/{pid}/environ", "rb") as f:
-                    if marker not in f.read().split(b"\0"):
-                        continue
-                with open(f"/proc/{pid}/cmdline", "rb") as c:
-                    found[int(pid)] = c.read().replace(b"\0", b" ").decode(errors="replace").strip()
-            except OSError:
-                pass
-        return found
+        return marked_processes(("KASM_FAKE_ROOT=" + self.root).encode())
 
     def kill_strays(self):
         """Kills processes left behind by a killed run (the installer has its own process
@@ -626,10 +613,10 @@ def pid_alive(pid):
         return True
 
 
-def kill_marked(marker):
-    """SIGKILLs the processes whose environment holds exactly `marker` (b"NAME=value");
-    returns their command lines."""
-    killed = []
+def marked_processes(marker):
+    """{pid: command line} of the processes (other than this one) whose environment holds
+    exactly `marker` (b"NAME=value")."""
+    found = {}
     for pid in os.listdir("/proc"):
         if not pid.isdigit() or int(pid) == os.getpid():
             continue
@@ -638,9 +625,21 @@ def kill_marked(marker):
                 if marker not in f.read().split(b"\0"):
                     continue
             with open(f"/proc/{pid}/cmdline", "rb") as c:
-                killed.append(c.read().replace(b"\0", b" ").decode(errors="replace").strip())
-            os.kill(int(pid), signal.SIGKILL)
-        except (OSError, ProcessLookupError):
+                found[int(pid)] = c.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            pass
+    return found
+
+
+def kill_marked(marker):
+    """SIGKILLs the processes whose environment holds exactly `marker` (b"NAME=value");
+    returns their command lines."""
+    killed = []
+    for pid, cmdline in marked_processes(marker).items():
+        try:
+            os.kill(pid, signal.SIGKILL)
+            killed.append(cmdline)
+        except ProcessLookupError:
             pass
     return killed
 

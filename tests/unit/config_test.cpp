@@ -74,10 +74,10 @@ TEST_CASE("layers merge key by key: flags > environment > --config > image defau
   const auto loaded = load_and_validate(in);
   REQUIRE(loaded.problems.empty());
   const auto& c = loaded.config;
-  CHECK(c.provider == "flag-provider");                  // flag beats all
-  CHECK(c.swap_size == "8G");                            // env beats file and image
-  CHECK(c.server_id == "0b5e7c1a-2d4f-4a6b-9c8d-1e2f3a4b5c6d");                         // file only
-  CHECK(c.release_url == "https://image.example/r.tgz"); // image defaults only
+  CHECK(c.provider == "flag-provider");                         // flag beats all
+  CHECK(c.swap_size == "8G");                                   // env beats file and image
+  CHECK(c.server_id == "0b5e7c1a-2d4f-4a6b-9c8d-1e2f3a4b5c6d"); // file only
+  CHECK(c.release_url == "https://image.example/r.tgz");        // image defaults only
   CHECK(c.cache_dir == "/var/cache/img");
   CHECK(c.swap_file == "/var/swap.1"); // built-in default
   CHECK(loaded.origins.at("provider") == "--provider");

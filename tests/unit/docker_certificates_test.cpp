@@ -29,6 +29,14 @@ void check_files(const CertRoot& r, const std::string& cert, const std::string& 
   CHECK(k.st_gid == kKasmGid);
 }
 
+// A configuration that installs `pair` as the nginx certificate.
+config::Config with_pair(const PemPair& pair) {
+  config::Config c;
+  c.nginx_cert = pair.cert;
+  c.nginx_key = Secret(pair.key);
+  return c;
+}
+
 std::string ssl_site(const std::string& cert, const std::string& key) {
   return "server {\n  listen 443 ssl;\n  ssl_certificate " + cert + ";\n  ssl_certificate_key " + key +
          ";\n  return 200 \"tls\\n\";\n}\n";
@@ -57,9 +65,7 @@ TEST_CASE("docker-cert: certs directory mounted: files installed, nginx -t and r
   REQUIRE(world.wait_for("kasm_proxy", "{{.State.Running}}", "true"));
 
   const auto fresh = r.pki.self_signed("fresh", "agent.example.com", "DNS:agent.example.com,IP:10.0.0.7");
-  config::Config c;
-  c.nginx_cert = fresh.cert;
-  c.nginx_key = Secret(fresh.key);
+  auto c = with_pair(fresh);
   c.external_fqdn = "agent.example.com";
   StepRun run(c, r.root);
   run.facts.merge({{steps::out::kAgentAddress, "10.0.0.7"}});
@@ -126,9 +132,7 @@ TEST_CASE("docker-cert: a kasm_proxy that stops while its pair is replaced is re
   const auto started_before = world.docker({"inspect", "-f", "{{.State.StartedAt}}", "kasm_proxy"});
 
   const auto fresh = r.pki.self_signed("fresh", "agent.example.com", "DNS:agent.example.com");
-  config::Config c;
-  c.nginx_cert = fresh.cert;
-  c.nginx_key = Secret(fresh.key);
+  auto c = with_pair(fresh);
   StepRun run(c, r.root);
   auto step = steps::make_install_certificates();
   log::Capture logs;
@@ -191,9 +195,7 @@ TEST_CASE("docker-cert: a missing kasm_proxy is a Docker error and nothing is wr
   CertRoot r;
   r.link_docker_socket(world.socket());
   const auto fresh = r.pki.self_signed("fresh", "agent.example.com", "DNS:agent.example.com");
-  config::Config c;
-  c.nginx_cert = fresh.cert;
-  c.nginx_key = Secret(fresh.key);
+  auto c = with_pair(fresh);
   StepRun run(c, r.root);
   auto step = steps::make_install_certificates();
   std::string message;
