@@ -23,7 +23,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool alive(pid_t pid) { return ::kill(pid, 0) == 0; }
+bool lock_test_alive(pid_t pid) { return ::kill(pid, 0) == 0; }
 
 // A helper process that takes the run lock and holds it until killed (a forked child, so
 // the lock is another process's, as it is for a second `run`).
@@ -51,7 +51,7 @@ pid_t hold_lock_in_child(const sys::RootFs& fs) {
   return pid;
 }
 
-void stop(pid_t pid) {
+void lock_test_stop(pid_t pid) {
   ::kill(pid, SIGKILL);
   ::waitpid(pid, nullptr, 0);
 }
@@ -78,7 +78,7 @@ TEST_CASE("run lock: a second holder is refused with the first one's pid and com
   SECTION("waiting ends when the holder does") {
     std::thread killer([holder] {
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
-      stop(holder);
+      lock_test_stop(holder);
     });
     const auto lock = sys::RunLock::acquire(fs, "/var/lib/kasm-bootstrap", "prebake", true, cancel);
     killer.join();
@@ -93,7 +93,7 @@ TEST_CASE("run lock: a second holder is refused with the first one's pid and com
     CHECK_THROWS_WITH(sys::RunLock::acquire(fs, "/var/lib/kasm-bootstrap", "run", true, cancel),
                       Catch::Contains("interrupted while waiting for the run lock"));
     canceller.join();
-    stop(holder);
+    lock_test_stop(holder);
   }
 }
 
@@ -102,7 +102,7 @@ TEST_CASE("run lock: released when its holder dies, and a symlink at its name is
   const sys::RootFs fs(root.path());
   std::atomic<bool> cancel{false};
   const pid_t holder = hold_lock_in_child(fs);
-  stop(holder); // SIGKILL: the kernel drops the flock
+  lock_test_stop(holder); // SIGKILL: the kernel drops the flock
   CHECK_NOTHROW(sys::RunLock::acquire(fs, "/var/lib/kasm-bootstrap", "run", false, cancel));
 
   TempDir outside;
@@ -119,7 +119,10 @@ TEST_CASE("process group record: written while the child runs, removed after", "
   const auto record = dir.path() / "installer.group";
   sys::ProcessRunner runner;
   sys::Command cmd;
-  cmd.argv = {"sh", "-c", "cat " + record.string() + "; echo pgid $(cut -d' ' -f5 /proc/$$/stat)"};
+  // The record is written just after the child starts: wait for it (bounded).
+  cmd.argv = {"sh", "-c",
+              "i=0; while [ ! -s " + record.string() + " ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i+1)); done; cat " +
+                  record.string() + "; echo pgid $(cut -d' ' -f5 /proc/$$/stat)"};
   cmd.group_record = record;
   std::vector<std::string> lines;
   cmd.on_output_line = [&](std::string_view l) { lines.emplace_back(l); };
@@ -172,9 +175,9 @@ TEST_CASE("end_recorded_group ends what a killed run left, and only that", "[pro
     ::setpgid(other, other);
     std::ofstream(record) << other << " 1\n";
     CHECK_FALSE(sys::end_recorded_group(record));
-    CHECK(alive(other));
+    CHECK(lock_test_alive(other));
     CHECK_FALSE(fs::exists(record));
-    stop(other);
+    lock_test_stop(other);
   }
   SECTION("no record, a damaged one, or a group already gone") {
     CHECK_FALSE(sys::end_recorded_group(record));
@@ -203,8 +206,8 @@ TEST_CASE("a child dies with the process that started it (parent-death signal)",
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   const pid_t child = std::stoi(kb::test::read_file(pid_file));
-  REQUIRE(alive(child));
-  stop(middle);
+  REQUIRE(lock_test_alive(child));
+  lock_test_stop(middle);
   bool gone = false;
   for (int i = 0; i < 100 && !gone; ++i) {
     // Reparented to init (or a subreaper), which reaps it once the signal landed.
