@@ -9,6 +9,7 @@
 #include "kasm_bootstrap/kasm/installer.hpp"
 #include "kasm_bootstrap/kasm/release_cache.hpp"
 #include "kasm_bootstrap/kasm/release_download.hpp"
+#include "kasm_bootstrap/kasm/release_layout.hpp"
 #include "kasm_bootstrap/steps/steps.hpp"
 #include "kasm_bootstrap/system/package_locks.hpp"
 #include "kasm_bootstrap/util/log.hpp"
@@ -130,7 +131,13 @@ public:
     kasm::BakeManifest m;
     m.release_version = installed_version(root);
     m.install_dir = "/opt/kasm/" + m.release_version;
-    m.agent_config = m.install_dir + "/" + kasm::kAgentConfigRelative;
+    const auto version = kasm::parse_kasm_version(m.release_version);
+    const auto layout = version ? kasm::layout_for(*version) : std::nullopt;
+    if (!layout)
+      throw Error(ExitCode::kInstall, std::string(kCurrentLink) + " points to " + m.release_version +
+                                          ", not a Kasm release this kasm-bootstrap knows (" +
+                                          kasm::kSupportedKasmVersions + ")");
+    m.agent_config = m.install_dir + "/" + layout->agent_config;
     const auto yaml = root.read_file(m.agent_config, 4u << 20);
     if (!yaml) throw Error(ExitCode::kInstall, "install.sh exited 0 but did not write " + m.agent_config);
     kasm::check_agent_config(*yaml, m.agent_config);

@@ -5,6 +5,7 @@
 #include "kasm_bootstrap/kasm/release_cache.hpp"
 #include "kasm_bootstrap/kasm/release_download.hpp"
 #include "kasm_bootstrap/kasm/release_extract.hpp"
+#include "kasm_bootstrap/kasm/release_layout.hpp"
 #include "kasm_bootstrap/steps/steps.hpp"
 #include "kasm_bootstrap/util/log.hpp"
 
@@ -20,8 +21,10 @@ std::string ca_bundle_for(const plan::StepContext& ctx) {
   return net::discover_ca_bundle(ctx.machine.fs.root());
 }
 
-plan::Outputs outputs_for(const kasm::ReleasePaths& p) {
-  return {{out::kReleaseArchive, p.archive.string()}, {out::kReleaseDir, p.release_dir.string()}};
+plan::Outputs outputs_for(const kasm::ReleasePaths& p, const kasm::ReleaseLayout& layout) {
+  return {{out::kReleaseArchive, p.archive.string()},
+          {out::kReleaseDir, p.release_dir.string()},
+          {out::kReleaseVersion, layout.version.text}};
 }
 
 class FetchRelease final : public plan::Step {
@@ -38,6 +41,12 @@ public:
     d.summary = "download the Kasm release (verified by SHA-256) into the cache and unpack it";
     if (fs.exists(p.install_script)) {
       d.actions.push_back({"note", p.release_dir.string(), "already unpacked from a verified archive; nothing to do"});
+      try {
+        d.actions.push_back(
+            {"check", p.install_script.string(), kasm::detect_release_layout(fs, p.release_dir).describe()});
+      } catch (const std::exception& e) {
+        d.actions.push_back({"check", p.install_script.string(), std::string("refused: ") + e.what()});
+      }
       return d;
     }
     std::string cache_state;
@@ -67,14 +76,21 @@ public:
     }
     d.actions.push_back(
         {"write", p.extract_dir.string(), "unpack (gzip+tar; no absolute paths, '..' or writes through symlinks)"});
+    d.actions.push_back({"check", p.install_script.string(),
+                         std::string("KASM_VERSION names a Kasm release whose layout is known (") +
+                             kasm::kSupportedKasmVersions + ")"});
     return d;
   }
 
   std::optional<plan::Outputs> check(const plan::StepContext& ctx) const override {
     const auto p = kasm::release_paths(ctx.config);
     // The tree is renamed into place only when complete, and only from a verified archive.
-    if (ctx.machine.fs.exists(p.install_script)) return outputs_for(p);
-    return std::nullopt;
+    if (!ctx.machine.fs.exists(p.install_script)) return std::nullopt;
+    try {
+      return outputs_for(p, kasm::detect_release_layout(ctx.machine.fs, p.release_dir));
+    } catch (const std::exception&) {
+      return std::nullopt; // apply says why
+    }
   }
 
   plan::Outputs apply(const plan::StepContext& ctx) override {
@@ -106,7 +122,9 @@ public:
                                                         "release tarball?");
       }
     }
-    return outputs_for(p);
+    const auto layout = kasm::detect_release_layout(fs, p.release_dir);
+    log::info("{}: {}", id(), layout.describe());
+    return outputs_for(p, layout);
   }
 };
 

@@ -3,6 +3,7 @@
 
 #include "kasm_bootstrap/kasm/installer.hpp"
 #include "kasm_bootstrap/kasm/release_cache.hpp"
+#include "kasm_bootstrap/kasm/release_layout.hpp"
 #include "kasm_bootstrap/steps/steps.hpp"
 #include "kasm_bootstrap/system/package_locks.hpp"
 #include "kasm_bootstrap/util/log.hpp"
@@ -13,21 +14,33 @@
 namespace kb::steps {
 namespace {
 
-constexpr const char* kInstalledConfig = "/opt/kasm/current/conf/app/agent.app.config.yaml";
 constexpr const char* kInstallDir = "/opt/kasm/current";
 
-// The server id of an agent install already on this machine, if any.
+// The server id of an agent install already on this machine, if any, read from where
+// its version keeps the agent configuration.
 std::optional<std::string> installed_server_id(const sys::RootFs& fs) {
+  const auto config = kasm::installed_agent_config(fs);
+  if (!config) return std::nullopt;
   try {
-    const auto text = fs.read_file(kInstalledConfig, 1u << 20);
+    const auto text = fs.read_file(*config, 1u << 20);
     if (!text) return std::nullopt;
     const auto doc = YAML::Load(*text);
     const auto id = doc["agent"]["server_id"];
     if (id && id.IsScalar()) return id.as<std::string>();
   } catch (const std::exception& e) {
-    log::debug("{} is unreadable: {}", kInstalledConfig, e.what());
+    log::debug("{} is unreadable: {}", config->string(), e.what());
   }
   return std::nullopt;
+}
+
+// Where install.sh writes the agent configuration: the installed version's path, or
+// (before the install) the one the release's version names.
+std::string agent_config_path(const plan::StepContext& ctx) {
+  if (auto installed = kasm::installed_agent_config(ctx.machine.fs)) return installed->string();
+  const auto version = kasm::parse_kasm_version(ctx.facts.get(out::kReleaseVersion).value_or(""));
+  const auto layout = version ? kasm::layout_for(*version) : std::nullopt;
+  return layout ? std::string(kInstallDir) + "/" + layout->agent_config
+                : "the agent configuration of the release's Kasm version";
 }
 
 kasm::InstallerInvocation invocation_for(const plan::StepContext& ctx, const std::string& address,
@@ -62,7 +75,7 @@ public:
     plan::Description d;
     d.summary = "run the release's install.sh as agent so it registers with the manager";
     if (auto id = installed_server_id(ctx.machine.fs); id && *id == c.server_id) {
-      d.actions.push_back({"note", kInstalledConfig, "an agent with server id " + *id + " is already installed"});
+      d.actions.push_back({"note", agent_config_path(ctx), "an agent with server id " + *id + " is already installed"});
       return d;
     }
     std::string address = ctx.facts.get(out::kAgentAddress).value_or(c.agent_address);
@@ -74,7 +87,7 @@ public:
                                      "(DPkg::Lock::Timeout {} s, removed afterwards); deadline {} s kills the process "
                                      "group; one retry after an apt lock failure",
                                      c.state_dir, c.lock_timeout_seconds, c.install_timeout_seconds)});
-    d.actions.push_back({"check", kInstalledConfig, "written by install.sh"});
+    d.actions.push_back({"check", agent_config_path(ctx), "written by install.sh"});
     return d;
   }
 
@@ -103,10 +116,11 @@ public:
     const auto outcome = kasm::run_installer(ctx.machine.processes, in);
 
     const auto id = installed_server_id(ctx.machine.fs);
-    if (!id) throw Error(ExitCode::kInstall, std::string("install.sh exited 0 but did not write ") + kInstalledConfig);
+    const auto config = agent_config_path(ctx);
+    if (!id) throw Error(ExitCode::kInstall, "install.sh exited 0 but did not write " + config);
     if (*id != c.server_id)
       throw Error(ExitCode::kInstall,
-                  fmt::format("install.sh wrote server id {} to {}, expected {}", *id, kInstalledConfig, c.server_id));
+                  fmt::format("install.sh wrote server id {} to {}, expected {}", *id, config, c.server_id));
     return {{"install_dir", kInstallDir}, {"installer_attempts", std::to_string(outcome.attempts)}};
   }
 };

@@ -152,6 +152,54 @@ class Interrupted(unittest.TestCase):
         self.assertEqual(first2.rc, 12)
 
 
+class Layouts(unittest.TestCase):
+    """One release per Kasm layout: the version is read from the release's install.sh, the
+    agent configuration is found where that version keeps it, and plan names the version."""
+
+    def run_layout(self, version, config_path):
+        release = os.path.join(W.dir, f"layout-{version}.tar.gz")
+        sha = W.make_release(release, "--version", version)
+        W.restart_release(file=release)
+        self.addCleanup(W.restart_release)
+        case = W.new_case("layout" + version)
+        case.config["release_sha256"] = sha
+        r = case.run()
+        self.assertEqual(r.rc, 0, r)
+        yaml = case.read(f"/opt/kasm/{version}/{config_path}")
+        self.assertIsNotNone(yaml, f"no agent configuration at {config_path}")
+        self.assertIn(f"server_id: '{SERVER_ID}'", yaml)
+        self.assertIn(f"fetch-release: Kasm {version} (agent configuration {config_path})", case.log())
+        plan = case.run("--dry-run")
+        self.assertEqual(plan.rc, 0, plan)
+        self.assertIn(f"Kasm {version} (agent configuration {config_path})", plan.stdout)
+        self.assertEqual(case.status()["result"], "success")
+
+    def test_1_15(self):
+        self.run_layout("1.15.0", "conf/app/agent.app.config.yaml")
+
+    def test_1_16(self):
+        self.run_layout("1.16.0", "conf/app/agent.app.config.yaml")
+
+    def test_1_17(self):
+        self.run_layout("1.17.0", "conf/app/agent/agent.app.config.yaml")
+
+    def test_1_18(self):
+        self.run_layout("1.18.0", "conf/app/agent/agent.app.config.yaml")
+
+    def test_an_unknown_generation_is_refused_by_name(self):
+        release = os.path.join(W.dir, "layout-1.19.0.tar.gz")
+        sha = W.make_release(release, "--version", "1.19.0")
+        W.restart_release(file=release)
+        self.addCleanup(W.restart_release)
+        case = W.new_case("layout119")
+        case.config["release_sha256"] = sha
+        r = case.run()
+        self.assertEqual(r.rc, 6, r)
+        self.assertIn("the release is Kasm 1.19.0 (KASM_VERSION in ", r.stdout + r.stderr)
+        self.assertIn("knows the layouts of Kasm 1.15 to 1.18 only", r.stdout + r.stderr)
+        self.assertEqual(case.installer_runs(), 0, "nothing installed from an unknown layout")
+
+
 class OneAtATime(unittest.TestCase):
     def installer_intervals(self, case):
         """(start, end) of each installer run, end None for one that never finished."""

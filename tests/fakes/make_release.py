@@ -60,7 +60,12 @@ def main():
         dirinfo.mode = 0o755
         tar.addfile(dirinfo)
         with open(os.path.join(HERE, "kasm_release", "install.sh"), "rb") as f:
-            add_bytes(tar, "kasm_release/install.sh", f.read(), 0o755)
+            script = f.read()
+        # The version lives in install.sh's KASM_VERSION="..." line, as in Kasm's own.
+        version_line = b'\nKASM_VERSION="1.15.0"\n'
+        assert version_line in script, "the fake install.sh lost its KASM_VERSION line"
+        script = script.replace(version_line, b'\nKASM_VERSION="' + a.version.encode() + b'"\n', 1)
+        add_bytes(tar, "kasm_release/install.sh", script, 0o755)
         add_bytes(tar, "kasm_release/VERSION", (a.version + "\n").encode())
         add_bytes(tar, "kasm_release/conf/app/agent.app.config.yaml.template", b"agent: {}\n")
         # A legitimate relative symlink, as real releases may carry.

@@ -16,7 +16,6 @@ namespace kb::kasm {
 inline constexpr const char* kBakeManifestPath = "/etc/kasm-bootstrap/bake.json";
 inline constexpr int kBakeManifestFormat = 1;
 // Relative to the install dir (/opt/kasm/<version>).
-inline constexpr const char* kAgentConfigRelative = "conf/app/agent.app.config.yaml";
 
 struct BakeManifest {
   int format = kBakeManifestFormat;

@@ -32,6 +32,7 @@ inline constexpr const char* kAgentAddress = "agent_address";
 inline constexpr const char* kAddressSource = "address_source";
 inline constexpr const char* kReleaseArchive = "release_archive";
 inline constexpr const char* kReleaseDir = "release_dir";
+inline constexpr const char* kReleaseVersion = "release_version"; // from the release's install.sh
 } // namespace out
 
 std::unique_ptr<plan::Step> make_preflight();

@@ -27,7 +27,11 @@ if [[ -z "$root" || ! -d "$root" ]]; then
   exit 90
 fi
 here="$(cd "$(dirname "$0")" && pwd)"
-version="$(cat "$here/VERSION" 2>/dev/null || echo 1.15.0)"
+# Kasm's install.sh names its own version in this assignment at the start of a line
+# (install.sh 1.16.0: KASM_VERSION="1.16.0"; docs/kasm-installer.md); make_release.py
+# writes the version it is asked for into it.
+KASM_VERSION="1.15.0"
+version="$KASM_VERSION"
 rec="$root/fake-installer"
 mkdir -p "$rec"
 run=$(( $(cat "$rec/runs" 2>/dev/null || echo 0) + 1 ))
@@ -119,8 +123,14 @@ case "$mode" in
 esac
 
 dir="$root/opt/kasm/$version"
-mkdir -p "$dir/conf/app" "$dir/certs"
-cat > "$dir/conf/app/agent.app.config.yaml" <<YAML
+# Up to 1.16 the agent configuration is conf/app/agent.app.config.yaml; from 1.17.0 it
+# is conf/app/agent/agent.app.config.yaml (docs/kasm-installer.md).
+case "$version" in
+  1.15.* | 1.16.*) agent_conf="$dir/conf/app/agent.app.config.yaml" ;;
+  *) agent_conf="$dir/conf/app/agent/agent.app.config.yaml" ;;
+esac
+mkdir -p "$(dirname "$agent_conf")" "$dir/certs"
+cat > "$agent_conf" <<YAML
 agent:
   server_id: '$server_id'
   public_hostname: '$address'
