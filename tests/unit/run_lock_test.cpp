@@ -52,9 +52,15 @@ pid_t hold_lock_in_child(const sys::RootFs& fs) {
 }
 
 void lock_test_stop(pid_t pid) {
-  ::kill(pid, SIGKILL);
-  ::waitpid(pid, nullptr, 0);
+  if (::kill(pid, SIGKILL) == 0) ::waitpid(pid, nullptr, 0);
 }
+
+// Kills the holder however the test case ends: a failed check must not leave it holding
+// the test's output pipe (ctest would wait for it until its timeout).
+struct HolderGuard {
+  pid_t pid;
+  ~HolderGuard() { lock_test_stop(pid); }
+};
 
 } // namespace
 
@@ -62,6 +68,7 @@ TEST_CASE("run lock: a second holder is refused with the first one's pid and com
   TempDir root;
   const sys::RootFs fs(root.path());
   const pid_t holder = hold_lock_in_child(fs);
+  const HolderGuard guard{holder};
   std::atomic<bool> cancel{false};
   std::string message;
   try {
