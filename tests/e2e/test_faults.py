@@ -179,10 +179,7 @@ class Release(FaultCase):
         self.assert_no_release_in_cache(case)
 
     def test_traversal_tarball(self):
-        evil = os.path.join(W.dir, "evil.tar.gz")
-        sha = W.make_release(evil, "--evil", "dotdot")
-        W.restart_release(file=evil)
-        self.addCleanup(W.restart_release)
+        sha = W.serve_release(self, "evil", "--evil", "dotdot")
         case = W.new_case("dotdot")
         case.config.update(release_url=W.release_url(), release_sha256=sha)
         r = case.run()

@@ -157,10 +157,7 @@ class Layouts(unittest.TestCase):
     agent configuration is found where that version keeps it, and plan names the version."""
 
     def run_layout(self, version, config_path):
-        release = os.path.join(W.dir, f"layout-{version}.tar.gz")
-        sha = W.make_release(release, "--version", version)
-        W.restart_release(file=release)
-        self.addCleanup(W.restart_release)
+        sha = W.serve_release(self, "layout-" + version, "--version", version)
         case = W.new_case("layout" + version)
         case.config["release_sha256"] = sha
         r = case.run()
@@ -187,10 +184,7 @@ class Layouts(unittest.TestCase):
         self.run_layout("1.18.0", "conf/app/agent/agent.app.config.yaml")
 
     def test_an_unknown_generation_is_refused_by_name(self):
-        release = os.path.join(W.dir, "layout-1.19.0.tar.gz")
-        sha = W.make_release(release, "--version", "1.19.0")
-        W.restart_release(file=release)
-        self.addCleanup(W.restart_release)
+        sha = W.serve_release(self, "layout-1.19.0", "--version", "1.19.0")
         case = W.new_case("layout119")
         case.config["release_sha256"] = sha
         r = case.run()

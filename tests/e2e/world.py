@@ -467,6 +467,15 @@ class World:
         if "imds" in self.servers:
             self.servers.pop("imds").stop()
 
+    def serve_release(self, test, name, *extra):
+        """Builds a release (make_release.py options in extra) as <dir>/<name>.tar.gz and
+        serves it until `test` ends (then the world's own release again); its SHA-256."""
+        path = os.path.join(self.dir, name + ".tar.gz")
+        sha = self.make_release(path, *extra)
+        self.restart_release(file=path)
+        test.addCleanup(self.restart_release)
+        return sha
+
     def restart_release(self, *args, file=None):
         """HTTPS release server (release_server.py options); resets the request count."""
         log = os.path.join(self.dir, "release.log")
