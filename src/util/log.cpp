@@ -3,10 +3,19 @@
 #include "kasm_bootstrap/util/redactor.hpp"
 
 #include <spdlog/sinks/ansicolor_sink.h>
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/dist_sink.h>
 #include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/spdlog.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
 
 #include <algorithm>
 
@@ -56,6 +65,47 @@ private:
   std::vector<spdlog::sink_ptr> sinks_;
 };
 
+// stderr when systemd connected it to the journal (JOURNAL_STREAM names its device and
+// inode, sd_journal_stream_fd(3)): each line starts with its syslog priority "<N>",
+// which journald strips and stores, and carries no timestamp of its own (the journal
+// has one). Without it every line would be stored at the unit's default, info.
+class JournalStderrSink final : public spdlog::sinks::base_sink<std::mutex> {
+protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    int priority = 6;
+    switch (msg.level) {
+    case spdlog::level::trace:
+    case spdlog::level::debug: priority = 7; break;
+    case spdlog::level::info: priority = 6; break;
+    case spdlog::level::warn: priority = 4; break;
+    case spdlog::level::err: priority = 3; break;
+    case spdlog::level::critical: priority = 2; break;
+    default: break;
+    }
+    std::string line = "<" + std::to_string(priority) + ">";
+    line.append(msg.payload.data(), msg.payload.size());
+    line += '\n';
+    std::string_view rest(line);
+    while (!rest.empty()) {
+      const ssize_t n = ::write(STDERR_FILENO, rest.data(), rest.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;
+      rest.remove_prefix(static_cast<std::size_t>(n));
+    }
+  }
+  void flush_() override {}
+};
+
+bool stderr_is_journal() {
+  const char* stream = std::getenv("JOURNAL_STREAM"); // NOLINT(concurrency-mt-unsafe): read once at start
+  if (!stream) return false;
+  unsigned long long dev = 0, ino = 0;
+  if (std::sscanf(stream, "%llu:%llu", &dev, &ino) != 2) return false;
+  struct stat st {};
+  return ::fstat(STDERR_FILENO, &st) == 0 && static_cast<unsigned long long>(st.st_dev) == dev &&
+         static_cast<unsigned long long>(st.st_ino) == ino;
+}
+
 std::shared_ptr<RedactingSink>& root_sink() {
   static std::shared_ptr<RedactingSink> sink;
   return sink;
@@ -65,8 +115,16 @@ std::shared_ptr<RedactingSink>& root_sink() {
 
 void init(Verbosity verbosity) {
   auto sink = std::make_shared<RedactingSink>();
-  auto console = std::make_shared<spdlog::sinks::ansicolor_stderr_sink_mt>(spdlog::color_mode::automatic);
-  console->set_pattern("%^%L%$ %H:%M:%S.%e %v");
+  spdlog::sink_ptr console;
+  if (stderr_is_journal()) {
+    console = std::make_shared<JournalStderrSink>();
+  } else {
+    // NO_COLOR (no-color.org): any non-empty value turns colour off.
+    const char* no_color = std::getenv("NO_COLOR"); // NOLINT(concurrency-mt-unsafe): read once at start
+    const auto mode = no_color && *no_color ? spdlog::color_mode::never : spdlog::color_mode::automatic;
+    console = std::make_shared<spdlog::sinks::ansicolor_stderr_sink_mt>(mode);
+    console->set_pattern("%^%L%$ %H:%M:%S.%e %v");
+  }
   switch (verbosity) {
   case Verbosity::kQuiet: console->set_level(spdlog::level::warn); break;
   case Verbosity::kNormal: console->set_level(spdlog::level::info); break;
