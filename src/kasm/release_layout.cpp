@@ -96,11 +96,18 @@ ReleaseLayout detect_release_layout(const sys::RootFs& fs, const fs::path& relea
   return *layout;
 }
 
+std::optional<std::string> installed_release_dir_name(const sys::RootFs& fs) {
+  const auto target = fs.read_link(kLayoutCurrentLink);
+  if (!target) return std::nullopt;
+  auto name = target->lexically_normal().filename();
+  if (name.empty()) name = target->lexically_normal().parent_path().filename();
+  if (name.empty() || name == "." || name == "..") return std::nullopt;
+  return name.string();
+}
+
 std::optional<fs::path> installed_agent_config(const sys::RootFs& fs) {
-  std::error_code ec;
-  const auto target = fs::read_symlink(fs.host_path(kLayoutCurrentLink), ec);
-  if (ec) return std::nullopt;
-  const auto version = parse_kasm_version(target.filename().string());
+  const auto dir = installed_release_dir_name(fs);
+  const auto version = dir ? parse_kasm_version(*dir) : std::nullopt;
   if (!version) return std::nullopt;
   const auto layout = layout_for(*version);
   if (!layout) return std::nullopt;

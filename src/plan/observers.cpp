@@ -93,7 +93,7 @@ void StatusFileObserver::write_locked(sys::Durability durability) {
 
 std::optional<std::string> mark_stale_status_interrupted(const sys::RootFs& fs,
                                                          const std::filesystem::path& state_dir) {
-  const auto path = state_dir / "status.json";
+  const auto path = state_dir / StatusFileObserver::kStatusFile;
   std::optional<std::string> text;
   try {
     text = fs.read_file(path, 1u << 20);

@@ -68,17 +68,9 @@ kasm::InstallerInvocation invocation_for(const plan::StepContext& ctx, const Sec
 
 // "/opt/kasm/1.15.0" from the /opt/kasm/current link, relative or absolute.
 std::string installed_version(const sys::RootFs& root) {
-  std::error_code ec;
-  const auto target = fs::read_symlink(root.host_path(kCurrentLink), ec);
-  if (ec)
-    throw Error(ExitCode::kInstall,
-                std::string("install.sh exited 0 but did not link ") + kCurrentLink + ": " + ec.message());
-  auto name = target.lexically_normal().filename();
-  if (name.empty()) name = target.lexically_normal().parent_path().filename();
-  if (name.empty() || name == "." || name == "..")
-    throw Error(ExitCode::kInstall,
-                std::string(kCurrentLink) + " points to '" + target.string() + "', which names no release directory");
-  return name.string();
+  if (auto name = kasm::installed_release_dir_name(root)) return *name;
+  throw Error(ExitCode::kInstall,
+              std::string("install.sh exited 0 but did not link ") + kCurrentLink + " to a release directory");
 }
 
 class BakeRelease final : public plan::Step {

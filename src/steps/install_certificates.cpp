@@ -53,9 +53,8 @@ std::vector<std::string> agent_names(const plan::StepContext& ctx) {
 // (/opt/kasm/1.15.0); under a test root that target must be read inside the root too.
 fs::path certs_dir(const sys::RootFs& root) {
   if (!root.is_real_root()) {
-    std::error_code ec;
-    const auto target = fs::read_symlink(root.host_path(kInstallLink), ec);
-    if (!ec && target.is_absolute()) return target / "certs";
+    const auto target = root.read_link(kInstallLink);
+    if (target && target->is_absolute()) return *target / "certs";
   }
   return kasm::kCertsDir;
 }
@@ -272,7 +271,8 @@ private:
   // command's answer (an ExecResult) or the engine's error (a kb::Error), as it was.
   static std::optional<net::ExecResult> exec_while_running(const net::DockerClient& docker,
                                                            const std::vector<std::string>& argv) {
-    // The engine kills an exec's process before it marks the container stopped, so a
+    // The engine kills an exec's process before it marks the container stopped (seen by
+    // the docker-cert tests; docs/platform.md), so a
     // container that is going down still reads "running" for a moment: look for up to
     // kSettleTime before taking the failure as the command's own.
     const auto still_running = [&] {

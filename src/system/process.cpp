@@ -80,8 +80,8 @@ std::string resolve_program(const std::string& name) {
   return name; // execve fails with ENOENT, reported as "cannot start"
 }
 
-// fork + execve. The child leads its own process group and gets SIGKILL when we die
-// (PR_SET_PDEATHSIG: when the thread that forked it ends, and that thread waits for it),
+// fork + execve (docs/platform.md). The child leads its own process group and gets SIGKILL
+// when we die (PR_SET_PDEATHSIG: when the thread that forked it ends, which waits for it),
 // so a SIGKILLed kasm-bootstrap does not leave the installer running on its own.
 pid_t spawn(const std::string& path, const std::string& argv0, char* const argv[], char* const envp[], int out_fd,
             const std::filesystem::path& dir) {
@@ -241,7 +241,7 @@ std::optional<std::string> end_recorded_group(const std::filesystem::path& recor
   const auto group = static_cast<pid_t>(pgid);
   if (::kill(-group, 0) != 0) return std::nullopt; // nothing of that group is left
   // A process with the leader's pid must be the leader itself: a pid (and so a group id)
-  // is reused only once nothing uses it any more.
+  // is reused only once nothing uses it any more (docs/platform.md).
   if (const auto now = process_start_time(group); now && start != 0 && *now != start) return std::nullopt;
   std::string leader = "its leader has exited";
   try {

@@ -91,6 +91,13 @@ fs::path RootFs::host_path(const fs::path& machine_path) const {
   return (root_ / machine_path.relative_path()).lexically_normal();
 }
 
+std::optional<fs::path> RootFs::read_link(const fs::path& machine_path) const {
+  std::error_code ec;
+  auto target = fs::read_symlink(host_path(machine_path), ec);
+  if (ec) return std::nullopt;
+  return target;
+}
+
 bool RootFs::exists(const fs::path& machine_path) const {
   std::error_code ec;
   return fs::exists(host_path(machine_path), ec);

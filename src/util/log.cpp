@@ -66,7 +66,7 @@ private:
 };
 
 // stderr when systemd connected it to the journal (JOURNAL_STREAM names its device and
-// inode, sd_journal_stream_fd(3)): each line starts with its syslog priority "<N>",
+// inode; docs/platform.md): each line starts with its syslog priority "<N>",
 // which journald strips and stores, and carries no timestamp of its own (the journal
 // has one). Without it every line would be stored at the unit's default, info.
 class JournalStderrSink final : public spdlog::sinks::base_sink<std::mutex> {
@@ -119,7 +119,7 @@ void init(Verbosity verbosity) {
   if (stderr_is_journal()) {
     console = std::make_shared<JournalStderrSink>();
   } else {
-    // NO_COLOR (no-color.org): any non-empty value turns colour off.
+    // NO_COLOR: any non-empty value turns colour off (docs/platform.md).
     const char* no_color = std::getenv("NO_COLOR"); // NOLINT(concurrency-mt-unsafe): read once at start
     const auto mode = no_color && *no_color ? spdlog::color_mode::never : spdlog::color_mode::automatic;
     console = std::make_shared<spdlog::sinks::ansicolor_stderr_sink_mt>(mode);

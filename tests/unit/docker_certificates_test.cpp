@@ -42,6 +42,14 @@ std::string ssl_site(const std::string& cert, const std::string& key) {
          ";\n  return 200 \"tls\\n\";\n}\n";
 }
 
+// The root's docker.sock points at the world's engine, and an nginx site reads the pair
+// from the certs directory mounted at /etc/nginx/kasm-certs.
+void site_with_certs_dir(const DockerWorld& world, CertRoot& r) {
+  r.link_docker_socket(world.socket());
+  r.dir.write("conf/ssl.conf",
+              ssl_site("/etc/nginx/kasm-certs/kasm_nginx.crt", "/etc/nginx/kasm-certs/kasm_nginx.key"));
+}
+
 std::string worker_pids(const DockerWorld& world) {
   std::string pids;
   std::istringstream in(world.docker({"exec", "kasm_proxy", "ps", "-o", "pid,args"}));
@@ -57,9 +65,7 @@ TEST_CASE("docker-cert: certs directory mounted: files installed, nginx -t and r
   KB_REQUIRE_DOCKER_WORLD();
   DockerWorld world;
   CertRoot r;
-  r.link_docker_socket(world.socket());
-  r.dir.write("conf/ssl.conf",
-              ssl_site("/etc/nginx/kasm-certs/kasm_nginx.crt", "/etc/nginx/kasm-certs/kasm_nginx.key"));
+  site_with_certs_dir(world, r);
   world.run_proxy({"-v", r.certs.string() + ":/etc/nginx/kasm-certs", "-v",
                    (r.dir.path() / "conf").string() + ":/etc/nginx/conf.d"});
   REQUIRE(world.wait_for("kasm_proxy", "{{.State.Running}}", "true"));
@@ -114,9 +120,7 @@ TEST_CASE("docker-cert: a kasm_proxy that stops while its pair is replaced is re
   KB_REQUIRE_DOCKER_WORLD();
   DockerWorld world;
   CertRoot r;
-  r.link_docker_socket(world.socket());
-  r.dir.write("conf/ssl.conf",
-              ssl_site("/etc/nginx/kasm-certs/kasm_nginx.crt", "/etc/nginx/kasm-certs/kasm_nginx.key"));
+  site_with_certs_dir(world, r);
   r.dir.write("bin/nginx",
               "#!/bin/sh\n"
               "if [ ! -e /tmp/stopped-once ]; then : > /tmp/stopped-once; kill -USR1 1; sleep 30; exit 1; fi\n"

@@ -165,7 +165,6 @@ TEST_CASE("docker: a container its restart policy keeps restarting is not usable
   CHECK(looping->running);
   CHECK(looping->restart_count >= 1);
   REQUIRE(looping->up_seconds);
-  CHECK(*looping->up_seconds < 5.0);
   CHECK(looping->crash_looping());
   CHECK_FALSE(looping->usable());
   CHECK(looping->describe().find("crash loop") != std::string::npos);

@@ -41,6 +41,10 @@ std::optional<std::string> version_in_install_script(std::string_view install_sh
 // what it looked for when the version is missing or its layout unknown.
 ReleaseLayout detect_release_layout(const sys::RootFs& fs, const std::filesystem::path& release_dir);
 
+// The directory /opt/kasm/current points at ("1.17.0" for /opt/kasm/1.17.0 or 1.17.0),
+// as Kasm's installer links it; nullopt when there is no such link.
+std::optional<std::string> installed_release_dir_name(const sys::RootFs& fs);
+
 // The installed agent's configuration file (machine path under /opt/kasm/current), from
 // the version /opt/kasm/current points at; nullopt when no known version is installed.
 std::optional<std::filesystem::path> installed_agent_config(const sys::RootFs& fs);

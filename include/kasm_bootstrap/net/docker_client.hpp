@@ -39,7 +39,7 @@ struct ContainerState {
   std::string health;     // empty = no health check; starting | healthy | unhealthy
   std::string health_log; // output of the last health probe, when there is one
   std::string started_at;
-  int restart_count = 0;            // restarts by the restart policy (a manual start resets it)
+  int restart_count = 0;            // restarts by the restart policy; a start by the API resets it (docs/platform.md)
   std::optional<double> up_seconds; // since StartedAt, while running
   std::vector<ContainerMount> mounts;
 

@@ -28,7 +28,8 @@ public:
   void on_step_finished(const StepRecord& record) override;
   void on_run_finished(const RunReport& report) override;
 
-  std::filesystem::path path() const { return state_dir_ / "status.json"; }
+  std::filesystem::path path() const { return state_dir_ / kStatusFile; }
+  static constexpr const char* kStatusFile = "status.json";
 
 private:
   // Snapshots while steps run are only atomic; the final one is also durable.

@@ -90,6 +90,9 @@ public:
   std::filesystem::path host_path(const std::filesystem::path& machine_path) const;
 
   bool exists(const std::filesystem::path& machine_path) const;
+  // The target of the symlink at machine_path, as stored (not resolved); nullopt when
+  // there is no symlink there.
+  std::optional<std::filesystem::path> read_link(const std::filesystem::path& machine_path) const;
   // nullopt when the file does not exist; throws std::system_error on other errors or
   // when the file is larger than max_bytes.
   std::optional<std::string> read_file(const std::filesystem::path& machine_path,

@@ -1,7 +1,7 @@
 #pragma once
 // One run at a time on a machine (or a --root): `run` and `prebake` hold an exclusive
 // flock on <state_dir>/run.lock for as long as they live. The kernel drops the lock when
-// the process ends, however it ends (SIGKILL included), so a lock is never stale; the
+// the process ends, however it ends (SIGKILL included; docs/platform.md), so a lock is never stale; the
 // file only says who holds it ("pid 1234 run since 2026-12-01T23:46:21Z"). `plan`,
 // `health` and `detect-address` never take it.
 
