@@ -304,11 +304,13 @@ ProcessResult ProcessRunner::run(const Command& command, const std::atomic<bool>
 
   ProcessResult result;
   std::string partial;
-  auto emit = [&](std::string line) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
+  LineScrubber scrubber; // one per stream: it remembers a secret begun on the last line
+  auto emit = [&](std::string raw) {
+    if (!raw.empty() && raw.back() == '\r') raw.pop_back();
+    const std::string line = scrubber.scrub(raw);
     if (command.on_output_line) command.on_output_line(line);
     if (command.tail_lines > 0) {
-      result.tail.push_back(scrub(line));
+      result.tail.push_back(line);
       if (result.tail.size() > command.tail_lines) result.tail.pop_front();
     }
   };

@@ -114,6 +114,44 @@ std::string Redactor::scrub(std::string_view text) const {
   return out;
 }
 
+std::vector<std::string> Redactor::needles() const {
+  std::lock_guard lock(mutex_);
+  return needles_;
+}
+
+std::string LineScrubber::scrub(std::string_view line) {
+  // Whole secrets first: what is left literal is what a split could still reveal.
+  std::string text = redactor_.scrub(line);
+  std::size_t mask_head = 0; // bytes at the start that continue a secret
+  std::size_t mask_tail = 0; // bytes at the end that begin one
+  std::vector<Partial> next;
+  for (const auto& p : partial_) {
+    const std::string_view rest = std::string_view(p.needle).substr(p.matched);
+    if (text.size() >= rest.size() && text.compare(0, rest.size(), rest) == 0) {
+      mask_head = std::max(mask_head, rest.size());
+    } else if (!text.empty() && rest.compare(0, text.size(), text) == 0) {
+      mask_head = text.size(); // the whole line is the secret's middle
+      next.push_back({p.needle, p.matched + text.size()});
+    }
+  }
+  for (const auto& needle : redactor_.needles()) {
+    if (needle.size() < 2 * kMinSplitPrefix) continue; // see kMinSecretLength
+    for (std::size_t k = std::min(text.size(), needle.size() - 1); k > 0; --k) {
+      if (text.compare(text.size() - k, k, needle, 0, k) != 0) continue;
+      if (k >= kMinSplitPrefix) mask_tail = std::max(mask_tail, k);
+      next.push_back({needle, k});
+      break;
+    }
+  }
+  partial_ = std::move(next);
+  if (mask_head + mask_tail >= text.size()) return mask_head + mask_tail == 0 ? text : std::string(kRedactedMask);
+  std::string out;
+  if (mask_head > 0) out += kRedactedMask;
+  out.append(text, mask_head, text.size() - mask_head - mask_tail);
+  if (mask_tail > 0) out += kRedactedMask;
+  return out;
+}
+
 void Redactor::clear() {
   std::lock_guard lock(mutex_);
   needles_.clear();

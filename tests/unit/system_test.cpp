@@ -178,3 +178,67 @@ TEST_CASE("the redactor masks whole secrets, PEM lines and escaped PEM", "[secre
   empty.add("   ");
   CHECK(empty.scrub("   spaces   ") == "   spaces   ");
 }
+
+namespace {
+
+// Every piece of `secret` of at least `n` bytes that occurs in `text`.
+std::vector<std::string> pieces_shown(const std::string& text, const std::string& secret, std::size_t n) {
+  std::vector<std::string> shown;
+  for (std::size_t i = 0; i + n <= secret.size(); ++i)
+    if (text.find(secret.substr(i, n)) != std::string::npos) shown.push_back(secret.substr(i, n));
+  return shown;
+}
+
+} // namespace
+
+TEST_CASE("a secret split over lines is masked on each line it spans", "[secrets]") {
+  Redactor r;
+  const std::string secret = "SPLIT-token-7c1e9b2a44";
+  r.add(secret);
+  SECTION("two lines") {
+    LineScrubber s(r);
+    CHECK(s.scrub("Setting Default Manager Token as SPLIT-toke") == "Setting Default Manager Token as ****");
+    CHECK(s.scrub("n-7c1e9b2a44 done") == "**** done");
+    CHECK(s.scrub("next line") == "next line");
+  }
+  SECTION("a wrap every 5 bytes, over five lines") {
+    LineScrubber s(r);
+    std::string all = s.scrub("value: ");
+    for (std::size_t i = 0; i < secret.size(); i += 5)
+      all += s.scrub(secret.substr(i, 5)) + "\n";
+    all += s.scrub("after");
+    INFO(all);
+    CHECK(pieces_shown(all, secret, LineScrubber::kMinSplitPrefix).empty());
+    CHECK(all.find("after") != std::string::npos);
+  }
+  SECTION("a split after fewer bytes than kMinSplitPrefix shows those, never more") {
+    LineScrubber s(r);
+    CHECK(s.scrub("x SPL") == "x SPL");
+    CHECK(s.scrub("IT-token-7c1e9b2a44 y") == "**** y");
+  }
+  SECTION("lines that only look like a start are left alone after the next line") {
+    LineScrubber s(r);
+    CHECK(s.scrub("a SPLIT-") == "a ****"); // a start of the secret is masked at once
+    CHECK(s.scrub("something else") == "something else");
+    CHECK(s.scrub("ordinary text") == "ordinary text");
+  }
+}
+
+TEST_CASE("child output: a token the child wraps over lines is masked in the tail and the line callback",
+          "[system][secrets]") {
+  const Secret token("wrapped-secret-5d0a3e91c7");
+  sys::ProcessRunner runner;
+  sys::Command cmd;
+  cmd.argv = {"sh", "-c", "printf 'token wrapped-sec\\nret-5d0a3\\ne91c7 end\\n'"};
+  cmd.tail_lines = 10;
+  std::string seen;
+  cmd.on_output_line = [&](std::string_view line) { seen += std::string(line) + "\n"; };
+  const auto r = runner.run(cmd);
+  std::string tail;
+  for (const auto& l : r.tail)
+    tail += l + "\n";
+  INFO(seen);
+  CHECK(pieces_shown(seen, token.reveal(), LineScrubber::kMinSplitPrefix).empty());
+  CHECK(pieces_shown(tail, token.reveal(), LineScrubber::kMinSplitPrefix).empty());
+  CHECK(seen.find("end") != std::string::npos);
+}
