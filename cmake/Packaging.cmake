@@ -9,8 +9,8 @@
 #                                                  templates for Kasm's "Startup Script" field
 #   /usr/share/kasm-bootstrap/examples/agent.json  example configuration
 #   /usr/share/doc/kasm-bootstrap/                 README, packer README
-# postinst enables kasm-bootstrap.service and kasm-bootstrap-health.timer (it never
-# starts them); prerm disables them on removal.
+# postinst enables kasm-bootstrap.service, kasm-bootstrap-health.timer and
+# kasm-bootstrap-metadata-firewall.service (it never starts them); prerm disables them on removal.
 
 # Debian places system units in /lib/systemd/system (the same directory as
 # /usr/lib/systemd/system on merged-/usr systems such as Ubuntu 20.04+). Absolute on
@@ -21,6 +21,7 @@ install(FILES
   ${PROJECT_SOURCE_DIR}/systemd/kasm-bootstrap.service
   ${PROJECT_SOURCE_DIR}/systemd/kasm-bootstrap-health.service
   ${PROJECT_SOURCE_DIR}/systemd/kasm-bootstrap-health.timer
+  ${PROJECT_SOURCE_DIR}/systemd/kasm-bootstrap-metadata-firewall.service
   DESTINATION ${KB_SYSTEMD_UNIT_DIR}
   PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
 

@@ -49,10 +49,13 @@ source "amazon-ebs" "ubuntu_jammy" {
     delete_on_termination = true
   }
 
-  # IMDSv2: kasm-bootstrap speaks IMDSv2 only, so agents work with HttpTokens=required.
-  # Packer 1.7+ users may add, here, `metadata_options { http_tokens = "required" }` for
-  # the build instance and `imds_support = "v2.0"` (amazon plugin >= 1.2) to register
-  # the AMI IMDSv2-only; Debian's packer 1.6.6 rejects both, so they are not set.
+  # IMDSv2: kasm-bootstrap speaks IMDSv2 only, so agents work with HttpTokens=required,
+  # and with hop limit 1 a container (one hop further) gets no token (docs/platform.md).
+  # Packer 1.7+ users may add, here, `metadata_options { http_tokens = "required"
+  # http_put_response_hop_limit = 1 }` for the build instance and `imds_support = "v2.0"`
+  # (amazon plugin >= 1.2) to register the AMI IMDSv2-only; Debian's packer 1.6.6 rejects
+  # both ("Blocks of type "metadata_options" are not expected here"), so they are not set.
+  # For the agents Kasm launches, see README.md, "Metadata service".
 
   tags = {
     Name           = "${var.ami_name_prefix}-${local.timestamp}"

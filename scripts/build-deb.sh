@@ -42,6 +42,7 @@ for want in ./usr/bin/kasm-bootstrap \
   ./lib/systemd/system/kasm-bootstrap.service \
   ./lib/systemd/system/kasm-bootstrap-health.service \
   ./lib/systemd/system/kasm-bootstrap-health.timer \
+  ./lib/systemd/system/kasm-bootstrap-metadata-firewall.service \
   ./usr/share/kasm-bootstrap/startup-script.sh \
   ./usr/share/kasm-bootstrap/startup-cloud-config.yaml \
   ./usr/share/kasm-bootstrap/examples/agent.json; do

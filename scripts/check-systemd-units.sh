@@ -11,7 +11,8 @@ set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly repo
-readonly units=(kasm-bootstrap.service kasm-bootstrap-health.service kasm-bootstrap-health.timer)
+readonly units=(kasm-bootstrap.service kasm-bootstrap-health.service kasm-bootstrap-health.timer
+  kasm-bootstrap-metadata-firewall.service)
 fail() { printf 'check-systemd-units: FAILED: %s\n' "$*" >&2; exit 1; }
 log() { printf '[check-systemd-units] %s\n' "$*" >&2; }
 
@@ -66,6 +67,7 @@ EOF
   fi
   install -m 0644 "$main_unit" "$root/usr/lib/systemd/system/kasm-bootstrap.service"
   install -m 0644 "$repo/systemd/kasm-bootstrap-health.service" "$repo/systemd/kasm-bootstrap-health.timer" \
+    "$repo/systemd/kasm-bootstrap-metadata-firewall.service" \
     "$root/usr/lib/systemd/system/"
   # Enabled: what cloud-init's generator and `systemctl enable` (postinst) create.
   mkdir -p "$root/etc/systemd/system/multi-user.target.wants" "$root/etc/systemd/system/cloud-init.target.wants" \
@@ -121,4 +123,12 @@ grep -Eq '^ExecStart=/usr/bin/kasm-bootstrap health$' "$repo/systemd/kasm-bootst
   fail "kasm-bootstrap-health.service does not run 'kasm-bootstrap health'"
 grep -Eq '^Unit=|^OnUnitActiveSec=' "$repo/systemd/kasm-bootstrap-health.timer" ||
   fail "kasm-bootstrap-health.timer has no period"
+# Docker recreates DOCKER-USER empty at every start after a reboot: the metadata block
+# must run after each start and restart of docker.service (docs/platform.md).
+u="$repo/systemd/kasm-bootstrap-metadata-firewall.service"
+for want in '^Type=oneshot$' '^RemainAfterExit=yes$' '^After=.*docker\.service' '^PartOf=docker\.service$' \
+  '^WantedBy=docker\.service$' '^ExecStart=/usr/bin/kasm-bootstrap protect-metadata$' \
+  '^CapabilityBoundingSet=CAP_NET_ADMIN$' '^RestrictAddressFamilies=.*AF_NETLINK'; do
+  grep -Eq "$want" "$u" || fail "kasm-bootstrap-metadata-firewall.service lacks a line matching $want"
+done
 log "OK"

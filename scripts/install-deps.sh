@@ -32,7 +32,8 @@ test_pkgs=(
   # style and static analysis (scripts/lint.sh)
   clang-format clang-tidy
   # e2e fault suite: packet loss on the release link (iptables statistic where tc netem's
-  # kernel module is missing)
+  # kernel module is missing); metadata firewall tests: iptables-nft makes Docker's
+  # DOCKER-USER chain and reads our rule back (dockerd calls it too)
   iptables
   # sd-bus test (bake_systemd_test): a private dbus-daemon with a fake systemd1 in Python
   dbus-daemon python3-dbus python3-gi

@@ -34,10 +34,10 @@ chmod 0644 /etc/kasm-bootstrap/config.json.tmp
 mv -f /etc/kasm-bootstrap/config.json.tmp /etc/kasm-bootstrap/config.json
 cat /etc/kasm-bootstrap/config.json
 
-log "enabling kasm-bootstrap.service and kasm-bootstrap-health.timer"
+log "enabling kasm-bootstrap.service, kasm-bootstrap-health.timer and kasm-bootstrap-metadata-firewall.service"
 # daemon-reload only where systemd runs (also lets this script run in a chroot).
 if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
-systemctl enable kasm-bootstrap.service kasm-bootstrap-health.timer
+systemctl enable kasm-bootstrap.service kasm-bootstrap-health.timer kasm-bootstrap-metadata-firewall.service
 
 if [ "${KB_PREFETCH:-false}" = true ]; then
   # The name kasm-bootstrap looks for (src/kasm/release_cache.cpp): named after the

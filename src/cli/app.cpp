@@ -115,10 +115,13 @@ int main(int argc, char** argv, std::istream& in, std::ostream& out) {
   auto* detect = app.add_subcommand("detect-address", "print the agent address and the source that gave it");
   auto* swap = app.add_subcommand("swap", "make sure swap is on, and nothing else");
   auto* health = app.add_subcommand("health", "re-check an installed agent: exit 0 healthy, 10 otherwise");
+  auto* protect = app.add_subcommand("protect-metadata",
+                                     "drop container traffic to the metadata service (DOCKER-USER), and nothing else");
   auto* prebake = app.add_subcommand(
       "prebake", "image build: install the release with install.sh -D and placeholders, for the fast path at boot");
-  for (auto* sub : {run, plan, detect, swap, health, prebake})
+  for (auto* sub : {run, plan, detect, swap, health, protect, prebake})
     add_common_options(*sub, opts);
+  protect->add_flag("--dry-run,-n", opts.dry_run, "show what is in place; change nothing");
   prebake->add_flag("--dry-run,-n", opts.dry_run, "print the plan; change nothing");
   prebake->add_flag("--force", opts.force, "re-apply every step, even those an earlier prebake completed");
   run->add_flag("--dry-run,-n", opts.dry_run, "print the plan; change nothing");
@@ -157,10 +160,15 @@ int main(int argc, char** argv, std::istream& in, std::ostream& out) {
     if (name == "prebake") return static_cast<int>(command_prebake(opts, in, output));
     if (name == "detect-address") return static_cast<int>(command_detect_address(opts, in, output));
     if (name == "swap") return static_cast<int>(command_swap(opts, in, output));
+    if (name == "protect-metadata") return static_cast<int>(command_protect_metadata(opts, in, output));
     return static_cast<int>(command_health(opts, in, output));
   } catch (const Error& e) {
     report_fatal(output, name, e.code(), e.what());
     return static_cast<int>(e.code());
+  } catch (const sys::RootEscape& e) {
+    // Outside any step, the paths a command touches first are its state directory's.
+    report_fatal(output, name, ExitCode::kState, e.what());
+    return static_cast<int>(ExitCode::kState);
   } catch (const std::exception& e) {
     report_fatal(output, name, ExitCode::kInternal, e.what());
     return static_cast<int>(ExitCode::kInternal);

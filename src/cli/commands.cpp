@@ -6,6 +6,7 @@
 #include "kasm_bootstrap/kasm/health.hpp"
 #include "kasm_bootstrap/kasm/installer.hpp"
 #include "kasm_bootstrap/net/address_chain.hpp"
+#include "kasm_bootstrap/net/metadata_firewall.hpp"
 #include "kasm_bootstrap/plan/executor.hpp"
 #include "kasm_bootstrap/plan/observers.hpp"
 #include "kasm_bootstrap/report/console_observer.hpp"
@@ -448,6 +449,50 @@ ExitCode command_health(const CommonOptions& o, std::istream& in, Output& output
                                  : "kasm-bootstrap health: UNHEALTHY (" + report.failures() + ")");
   }
   return code;
+}
+
+namespace {
+
+nlohmann::json family_json(const net::FamilyFirewall& f) {
+  return {{"chain_exists", f.chain_exists},
+          {"blocked", f.blocked()},
+          {"rules", f.our_rules},
+          {"added", f.added},
+          {"removed_duplicates", f.removed_duplicates},
+          {"detail", f.detail}};
+}
+
+} // namespace
+
+ExitCode command_protect_metadata(const CommonOptions& o, std::istream& in, Output& output) {
+  auto loaded = load_configuration(o, in, config::Purpose::kProtectMetadata, output, "protect-metadata");
+  if (!loaded.config.block_container_metadata) {
+    if (output.json())
+      output.document({{"command", "protect-metadata"}, {"result", "disabled"}, {"exit_code", 0}});
+    else
+      output.line("protect-metadata: block_container_metadata is false; nothing was changed");
+    return ExitCode::kOk;
+  }
+  // --dry-run only reads: what is there, and so what a real run would insert.
+  const auto status = o.dry_run ? net::metadata_block_status() : net::apply_metadata_block();
+  const bool ok = status.protected_everywhere();
+  if (output.json()) {
+    output.document({{"command", "protect-metadata"},
+                     {"dry_run", o.dry_run},
+                     {"result", ok ? "protected" : "not-protected"},
+                     {"exit_code", 0},
+                     {"ip", family_json(status.ipv4)},
+                     {"ip6", family_json(status.ipv6)}});
+  } else {
+    output.line("ip:  " + status.ipv4.detail);
+    output.line("ip6: " + status.ipv6.detail);
+    if (o.dry_run)
+      output.line(ok ? "dry run: the block is in place"
+                  : status.ipv4.chain_exists
+                      ? "dry run: nothing was changed; a run would insert the rule"
+                      : "dry run: nothing was changed; a run would fail: " + net::missing_docker_user_chain_message());
+  }
+  return ExitCode::kOk;
 }
 
 } // namespace kb::cli

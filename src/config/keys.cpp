@@ -41,6 +41,8 @@ const std::array kKeys = {
     KeySpec{"manager_tls_verify", &Config::manager_tls_verify, "verify the manager's certificate in health checks"},
     KeySpec{"manager_ca", &Config::manager_ca, "CA bundle for the manager health check"},
     KeySpec{"health_timeout_seconds", &Config::health_timeout_seconds, "how long to wait for a healthy agent"},
+    KeySpec{"block_container_metadata", &Config::block_container_metadata,
+            "drop container traffic to the metadata service (169.254.169.254, fd00:ec2::254) in DOCKER-USER"},
     KeySpec{"state_dir", &Config::state_dir, "state, status and log files"},
     KeySpec{"console", &Config::console, "where the one-line summary goes; empty = nowhere"},
     KeySpec{"metrics_file", &Config::metrics_file, "Prometheus textfile; empty = none"},

@@ -79,18 +79,15 @@ std::string rewrite_agent_config(std::string_view text, const AgentRegistration&
 }
 
 void rewrite_agent_config_file(const sys::RootFs& fs, const std::string& machine_path, const AgentRegistration& r) {
-  const auto host = fs.host_path(machine_path);
   const auto text = fs.read_file(machine_path, 4u << 20);
   if (!text) throw Error(ExitCode::kInstall, machine_path + " does not exist; the baked install is incomplete");
-  struct stat st {};
-  if (::stat(host.c_str(), &st) != 0)
-    throw Error(ExitCode::kInstall, "cannot stat " + host.string() + ": " + util::errno_text(errno));
+  const auto st = fs.stat(machine_path);
+  if (!st)
+    throw Error(ExitCode::kInstall,
+                "cannot stat " + fs.host_path(machine_path).string() + ": " + util::errno_text(errno));
   const auto updated = rewrite_agent_config(*text, r, machine_path);
   // The agent reads this file as user kasm: keep the installer's mode and owner.
-  sys::AtomicFile file(host, st.st_mode & 07777);
-  file.write(updated);
-  file.set_owner({st.st_uid, st.st_gid});
-  file.commit();
+  fs.write_file_atomic(machine_path, updated, st->st_mode & 07777, sys::FileOwner{st->st_uid, st->st_gid});
 }
 
 } // namespace kb::kasm

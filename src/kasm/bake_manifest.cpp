@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include <sys/stat.h>
+
 #include <filesystem>
 
 namespace kb::kasm {
@@ -115,8 +117,7 @@ BakeVerdict inspect_bake(const sys::RootFs& fs, const config::Config& config) {
     return v;
   }
   try {
-    std::error_code ec;
-    if (!std::filesystem::is_directory(fs.host_path(m.install_dir), ec)) {
+    if (const auto st = fs.stat(m.install_dir); !st || !S_ISDIR(st->st_mode)) {
       v.reason = "the baked install dir " + m.install_dir + " is missing";
     } else if (const auto yaml = fs.read_file(m.agent_config, 4u << 20); !yaml) {
       v.reason = "the baked agent configuration " + m.agent_config + " is missing";

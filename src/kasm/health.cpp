@@ -1,6 +1,7 @@
 #include "kasm_bootstrap/kasm/health.hpp"
 
 #include "kasm_bootstrap/error.hpp"
+#include "kasm_bootstrap/net/metadata_firewall.hpp"
 #include "kasm_bootstrap/util/json_text.hpp"
 
 #include <algorithm>
@@ -119,12 +120,31 @@ HealthCheck check_manager(const config::Config& config, const Machine& machine) 
   return check;
 }
 
+HealthCheck check_metadata_firewall() {
+  HealthCheck check;
+  check.name = kMetadataFirewallCheck;
+  const auto start = Clock::now();
+  try {
+    const auto status = net::metadata_block_status();
+    check.ok = status.protected_everywhere();
+    check.detail = status.ipv4.chain_exists ? status.summary() : net::missing_docker_user_chain_message();
+    if (!check.ok)
+      check.detail += " (kasm-bootstrap protect-metadata inserts the rule; block_container_metadata=false turns this "
+                      "check off)";
+  } catch (const Error& e) {
+    check.detail = e.what();
+  }
+  check.latency_ms = ms_since(start);
+  return check;
+}
+
 HealthReport run_health_checks(const config::Config& config, const Machine& machine) {
   HealthReport report;
   const net::DockerClient docker(machine.http, machine.fs.host_path(config.docker_socket), per_check_timeout(config));
   for (const auto name : kAgentContainers)
     report.checks.push_back(check_container(docker, name));
   report.checks.push_back(check_manager(config, machine));
+  if (config.block_container_metadata) report.checks.push_back(check_metadata_firewall());
   return report;
 }
 

@@ -124,17 +124,19 @@ std::optional<std::string> HttpResponse::header(std::string_view lower_name) con
   return std::nullopt;
 }
 
-std::string discover_ca_bundle(const std::filesystem::path& root) {
-  static const char* const kCandidates[] = {
+const std::vector<std::string>& ca_bundle_candidates() {
+  static const std::vector<std::string> candidates = {
       "/etc/ssl/certs/ca-certificates.crt", // Debian, Ubuntu
       "/etc/pki/tls/certs/ca-bundle.crt",   // RHEL family
       "/etc/ssl/cert.pem",                  // Alpine, macOS-style
   };
+  return candidates;
+}
+
+std::string discover_ca_bundle() {
   std::error_code ec;
-  for (const char* candidate : kCandidates) {
-    auto p = root / std::filesystem::path(candidate).relative_path();
-    if (std::filesystem::is_regular_file(p, ec)) return p.string();
-  }
+  for (const auto& candidate : ca_bundle_candidates())
+    if (std::filesystem::is_regular_file(candidate, ec)) return candidate;
   return {};
 }
 

@@ -41,9 +41,9 @@ void ConsoleObserver::on_run_finished(const plan::RunReport& report) {
   if (console_.empty()) return;
   try {
     const auto path = fs_.host_path(console_);
-    int flags = O_WRONLY | O_APPEND | O_NOCTTY | O_NONBLOCK | O_CLOEXEC;
+    int flags = O_WRONLY | O_APPEND | O_NOCTTY | O_NONBLOCK;
     if (!fs_.is_real_root()) flags |= O_CREAT;
-    sys::UniqueFd fd(::open(path.c_str(), flags, 0644));
+    sys::UniqueFd fd = fs_.open_file(console_, flags, 0644);
     if (!fd) {
       log::warn("cannot write the summary to the console {}: {}", path.string(), util::errno_text(errno));
       return;

@@ -13,7 +13,9 @@ plan::Plan build_bootstrap_plan() {
   steps.push_back(make_wait_package_locks());
   steps.push_back(make_install_agent());
   steps.push_back(make_install_certificates());
-  steps.push_back(make_verify_health());
+  steps.push_back(make_block_metadata());
+  // health includes the metadata block, so it is checked once the block is in place.
+  steps.push_back(with_dependencies(make_verify_health(), {id::kInstallCertificates, id::kBlockMetadata}));
   return plan::Plan(std::move(steps));
 }
 
@@ -29,7 +31,8 @@ plan::Plan build_fast_path_plan(const kasm::BakeManifest& bake) {
   steps.push_back(
       with_dependencies(with_own_certificate(make_install_certificates()), {id::kConfigureAgent, id::kEnsureDocker}));
   steps.push_back(make_start_services());
-  steps.push_back(with_dependencies(make_verify_health(), {id::kStartServices}));
+  steps.push_back(with_dependencies(make_block_metadata(), {id::kStartServices}));
+  steps.push_back(with_dependencies(make_verify_health(), {id::kStartServices, id::kBlockMetadata}));
   return plan::Plan(std::move(steps));
 }
 

@@ -45,10 +45,9 @@ std::string apply_fstab(const sys::RootFs& rootfs, const std::string& swap_file)
   if (edit.changed()) {
     mode_t mode = 0644;
     std::optional<sys::FileOwner> owner;
-    struct stat st {};
-    if (::stat(rootfs.host_path(kFstabPath).c_str(), &st) == 0) {
-      mode = st.st_mode & 07777;
-      owner = sys::FileOwner{st.st_uid, st.st_gid};
+    if (const auto st = rootfs.stat(kFstabPath)) {
+      mode = st->st_mode & 07777;
+      owner = sys::FileOwner{st->st_uid, st->st_gid};
     } else {
       rootfs.create_directories("/etc");
     }

@@ -11,6 +11,8 @@
 
 #include <fmt/format.h>
 
+#include <sys/stat.h>
+
 namespace kb::steps {
 namespace {
 
@@ -18,7 +20,10 @@ namespace fs = std::filesystem;
 
 std::string ca_bundle_for(const plan::StepContext& ctx) {
   if (!ctx.config.ca_bundle.empty()) return ctx.machine.fs.host_path(ctx.config.ca_bundle).string();
-  return net::discover_ca_bundle(ctx.machine.fs.root());
+  for (const auto& candidate : net::ca_bundle_candidates())
+    if (const auto st = ctx.machine.fs.stat(candidate); st && S_ISREG(st->st_mode))
+      return ctx.machine.fs.host_path(candidate).string();
+  return {};
 }
 
 plan::Outputs outputs_for(const kasm::ReleasePaths& p, const kasm::ReleaseLayout& layout) {

@@ -69,8 +69,8 @@ Paths paths(const sys::RootFs& root) {
 }
 
 bool has_mode(const sys::RootFs& root, const fs::path& machine_path, mode_t mode) {
-  struct stat st {};
-  return ::stat(root.host_path(machine_path).c_str(), &st) == 0 && (st.st_mode & 07777) == mode;
+  const auto st = root.stat(machine_path);
+  return st && (st->st_mode & 07777) == mode;
 }
 
 fs::path canonical_or_same(const fs::path& p) {

@@ -32,6 +32,8 @@ public:
     std::string tls = c.manager_tls_verify ? "TLS verified" : "TLS NOT verified (manager_tls_verify=false)";
     if (c.manager_tls_verify && !c.manager_ca.empty()) tls += " against " + c.manager_ca;
     d.actions.push_back({"http", kasm::manager_health_url(c.manager_address), "expects \"ok\": true; " + tls});
+    if (c.block_container_metadata)
+      d.actions.push_back({"check", "nftables DOCKER-USER", "the DROP rule for the metadata service is present"});
     return d;
   }
 

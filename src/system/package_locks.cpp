@@ -39,9 +39,8 @@ std::string LockHolder::describe() const {
 }
 
 std::optional<LockHolder> lock_holder(const RootFs& fs, const std::string& machine_path) {
-  const auto host = fs.host_path(machine_path);
   // O_RDONLY is enough for F_GETLK and cannot create or modify the lock file.
-  UniqueFd fd(::open(host.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+  UniqueFd fd = fs.open_file(machine_path, O_RDONLY | O_NOCTTY);
   if (!fd) {
     if (errno == ENOENT || errno == ENOTDIR) return std::nullopt;
     throw std::system_error(errno, std::generic_category(), "cannot open lock file " + machine_path);

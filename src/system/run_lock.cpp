@@ -34,9 +34,10 @@ std::string holder_of(int fd) {
 RunLock RunLock::acquire(const RootFs& fs, const std::filesystem::path& state_dir, std::string_view command, bool wait,
                          const std::atomic<bool>& cancel) {
   fs.create_directories(state_dir, 0700);
-  const auto path = fs.host_path(state_dir / kRunLockFile);
-  // O_NOFOLLOW: a symlink planted at the lock's name must not make us truncate its target.
-  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+  const auto path = fs.host_path(state_dir) / kRunLockFile;
+  // open_file adds O_NOFOLLOW: a symlink planted at the lock's name must not make us
+  // truncate its target.
+  UniqueFd fd = fs.open_file(state_dir / kRunLockFile, O_RDWR | O_CREAT, 0600);
   if (!fd) throw Error(ExitCode::kState, "cannot open the run lock " + path.string() + ": " + util::errno_text(errno));
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))

@@ -21,9 +21,9 @@ from world import AWS_IP, INSTANCE_IP, SERVER_ID, TOKEN  # noqa: E402
 
 W = None
 FAST_STEPS = ["preflight", "detect-address", "ensure-swap", "ensure-docker", "configure-agent",
-              "install-certificates", "start-services", "verify-health"]
+              "install-certificates", "start-services", "block-metadata", "verify-health"]
 FULL_STEPS = ["preflight", "detect-address", "ensure-swap", "fetch-release", "wait-package-locks", "install-agent",
-              "install-certificates", "verify-health"]
+              "install-certificates", "block-metadata", "verify-health"]
 YAML = "/opt/kasm/current/conf/app/agent.app.config.yaml"
 
 

@@ -4,6 +4,7 @@ is a no-op; a run killed midway (SIGKILL, SIGTERM) resumes without a second down
 
   test_run.py --binary PATH [unittest options]     exit 77 (skip) when the world cannot exist
 """
+import json
 import os
 import signal
 import sys
@@ -16,7 +17,8 @@ from world import AWS_IP, INSTANCE_IP, SERVER_ID, TOKEN  # noqa: E402
 
 W = None
 STEPS = ["preflight", "detect-address", "ensure-swap", "fetch-release", "wait-package-locks", "install-agent",
-         "install-certificates", "verify-health"]
+         "install-certificates", "block-metadata", "verify-health"]
+METADATA_URL = f"http://{world.IMDS_IP}/latest/meta-data/local-ipv4"
 
 
 
@@ -108,6 +110,90 @@ class HappyPath(unittest.TestCase):
         self.assertEqual(W.release_requests(), self.requests_after_first, "no release request on a re-run")
         self.assertEqual(W.docker("inspect", "-f", "{{.Id}}", "kasm_proxy").stdout.strip(), self.proxy_id)
         self.assertIn("READY=1", "\n".join(self.rerun.notify).split("\n"))
+
+
+class MetadataService(unittest.TestCase):
+    """EC2 user-data (the manager token) is served at 169.254.169.254: after `run`, a
+    container on the agent's Docker cannot reach it, while the instance itself still can.
+    First without the block (block_container_metadata=false), to show the container CAN
+    reach the fake IMDS there, so the blocked case is not blocked by something else."""
+
+    def imds_gets(self):
+        return world.slurp(W.servers["imds"].log_path).count("GET /latest/meta-data/local-ipv4 token=no -> 401")
+
+    def test_containers_cannot_reach_the_metadata_service_the_instance_can(self):
+        W.remove_metadata_block()
+        off = W.new_case("fwoff")
+        off.config["block_container_metadata"] = False
+        r = off.run()
+        self.assertEqual(r.rc, 0, r)
+        step = {s["id"]: s for s in off.status()["steps"]}["block-metadata"]
+        self.assertEqual(step["outputs"]["metadata_block"], "disabled", step)
+        self.assertFalse(any(world.METADATA_RULE_COMMENT in l for l in W.metadata_rules()), W.metadata_rules())
+        before = self.imds_gets()
+        rc, out = W.container_fetch(METADATA_URL)
+        # The fake IMDS answered (401: IMDSv2 required, and wget sent no token).
+        self.assertIn("401", out, f"a container could not reach the fake IMDS even without the block: {rc} {out}")
+        self.assertEqual(self.imds_gets(), before + 1)
+
+        on = W.new_case("fwon")
+        r = on.run()
+        self.assertEqual(r.rc, 0, r)
+        step = {s["id"]: s for s in on.status()["steps"]}["block-metadata"]
+        self.assertEqual(step["outcome"], "done", step)
+        self.assertEqual(step["outputs"]["metadata_block.ip"], "present", step)
+        rules = W.metadata_rules()
+        ours = [l for l in rules if world.METADATA_RULE_COMMENT in l]
+        self.assertEqual(len(ours), 1, rules)
+        self.assertEqual(rules[1], ours[0], f"our rule must come first in DOCKER-USER: {rules}")
+        # Debian 12's dockerd (20.10) ends the chain with RETURN (docs/platform.md).
+        self.assertEqual(rules[-1], "-A DOCKER-USER -j RETURN", rules)
+        self.assertIn(f"-d {world.IMDS_IP}/32", ours[0])
+        self.assertTrue(ours[0].endswith("-j DROP"), ours[0])
+
+        before = self.imds_gets()
+        rc, out = W.container_fetch(METADATA_URL)
+        self.assertEqual(rc, 143, f"expected the GET to hang until `timeout` ended it: {rc} {out}")
+        self.assertNotIn("401", out)
+        self.assertEqual(self.imds_gets(), before, "the container's request reached the fake IMDS")
+        # The instance's own traffic (OUTPUT, not FORWARD) is untouched.
+        self.assertEqual(W.instance_fetch(METADATA_URL), 401)
+        self.assertEqual(self.imds_gets(), before + 1)
+
+        health = on.command("health", "-o", "json")
+        doc = json.loads(health.stdout)
+        checks = {c["name"]: c for c in doc["checks"]}
+        self.assertTrue(checks["metadata_fw"]["ok"], health)
+        self.assertEqual(health.rc, 0, health)
+
+        # Docker restarts: it keeps DOCKER-USER as it is, so the rule stays (the unit
+        # re-applies it anyway; applying is idempotent).
+        W.stop_docker()
+        W.start_docker()
+        rules = W.metadata_rules()
+        self.assertEqual(len([l for l in rules if world.METADATA_RULE_COMMENT in l]), 1, rules)
+        dry = on.command("protect-metadata", "--dry-run", "-o", "json")
+        self.assertEqual(dry.rc, 0, dry)
+        self.assertEqual(json.loads(dry.stdout)["result"], "protected", dry)
+        health = on.command("health", "-o", "json")
+        checks = {c["name"]: c for c in json.loads(health.stdout)["checks"]}
+        self.assertTrue(checks["metadata_fw"]["ok"], health)
+
+        # After a reboot Docker recreates the chain empty; the unit runs protect-metadata.
+        W.remove_metadata_block()
+        health = on.command("health", "-o", "json")
+        checks = {c["name"]: c for c in json.loads(health.stdout)["checks"]}
+        self.assertFalse(checks["metadata_fw"]["ok"], health)
+        self.assertEqual(health.rc, 10, health)
+        applied = on.command("protect-metadata", "-o", "json")
+        self.assertEqual(applied.rc, 0, applied)
+        self.assertTrue(json.loads(applied.stdout)["ip"]["added"], applied)
+        again = on.command("protect-metadata", "-o", "json")
+        self.assertFalse(json.loads(again.stdout)["ip"]["added"], again)
+        self.assertEqual(len([l for l in W.metadata_rules() if world.METADATA_RULE_COMMENT in l]), 1)
+        rc, out = W.container_fetch(METADATA_URL)
+        self.assertEqual(rc, 143, out)
+        self.assertNotIn("401", out)
 
 
 class Interrupted(unittest.TestCase):

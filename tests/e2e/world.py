@@ -6,11 +6,14 @@ services are fakes (tests/fakes/). Layout:
     netns "instance" 10.77.0.2/24 --veth-- 10.77.0.1/24 netns "aws"
       default route via 10.77.0.1          169.254.169.254:80   fake IMDS (IMDSv2 required)
       kasm-bootstrap runs here             10.77.0.1:<port>     HTTPS release server
-                                           10.77.0.1:443        fake Kasm manager (HTTPS)
-    host: dockerd on a private unix socket (tests/fakes/docker_world.sh), reached from the
-          instance through <root>/var/run/docker.sock -> the real socket
+      dockerd runs here too                10.77.0.1:443        fake Kasm manager (HTTPS)
+    dockerd (tests/fakes/docker_world.sh --netns instance): a private unix socket, iptables
+          on and the default bridge, as on a real agent (so Docker's DOCKER-USER chain is in
+          the instance's nftables and `--network bridge` containers are forwarded by the
+          instance); reached through <root>/var/run/docker.sock, a hard link to the real
+          socket (the binary resolves paths inside its root: a symlink out is refused)
 
-API (everything needs root, `ip netns`, `tc`, docker.io, busybox-static, openssl):
+API (everything needs root, `ip netns`, `tc`, docker.io, busybox-static, openssl, iptables):
 
     with World(binary) as w:                 # or w = World(binary); w.start(); ...; w.stop()
         case = w.new_case("happy")           # fresh instance root + config; containers removed
@@ -24,6 +27,9 @@ API (everything needs root, `ip netns`, `tc`, docker.io, busybox-static, openssl
         w.restart_imds("--disabled"), w.restart_release("--fault", "drop"),
         w.restart_manager("--mode", "notok"), w.netem("loss 30%"), w.stop_docker(),
         w.start_docker(), w.slow_docker(case, "/exec/", 5)   # fault hooks
+        case.command("health", "-o", "json")  # another subcommand with the case's root and config
+        w.container_fetch(url), w.instance_fetch(url)   # a GET from a bridge container / the instance
+        w.metadata_rules(), w.remove_metadata_block()   # the instance's DOCKER-USER chain
         case.leaks()                         # places where the token or nginx key appear
 
 A run can be interrupted: case.run(signal_when=(predicate, signal.SIGKILL)) sends the
@@ -53,6 +59,7 @@ TOKEN = "kbe2e-MANAGER-TOKEN-5f1c9a7d2b"
 SERVER_ID = "3f6c2a4e-9b1d-4c57-a8e2-6d0f1b7c9e21"
 VERSION = "1.15.0"
 SKIP = 77  # ctest SKIP_RETURN_CODE
+METADATA_RULE_COMMENT = "kasm-bootstrap: no metadata service for containers"  # net/metadata_firewall.hpp
 
 
 class Unavailable(Exception):
@@ -70,7 +77,7 @@ def check_prerequisites():
     """Raises Unavailable with a reason when the world cannot be built here."""
     if os.geteuid() != 0:
         raise Unavailable("needs root (network namespaces, dockerd, mounts)")
-    for tool in ("ip", "tc", "openssl", "dockerd", "docker", "busybox"):
+    for tool in ("ip", "tc", "openssl", "dockerd", "docker", "busybox", "nsenter", "iptables-nft"):
         if not shutil.which(tool):
             raise Unavailable(f"'{tool}' is not installed")
     probe = f"kbe2eprobe{os.getpid()}"
@@ -138,7 +145,7 @@ class Case:
         self.write("/sys/class/dmi/id/bios_vendor", "Amazon EC2\n")
         self.write("/dev/console", "")
         self.write("/etc/kb-e2e/ca.pem", slurp(world.ca_cert))
-        os.symlink(world.docker_socket, os.path.join(r, "var/run/docker.sock"))
+        self.link_docker_socket(world.docker_socket)
         self.config = {
             "server_id": SERVER_ID,
             "manager_address": AWS_IP,
@@ -164,6 +171,17 @@ class Case:
     # --- files under the instance root -------------------------------------------------
     def path(self, machine_path):
         return os.path.join(self.root, machine_path.lstrip("/"))
+
+    def link_docker_socket(self, socket_path):
+        """<root>/var/run/docker.sock as a hard link to socket_path. Not a symlink: the
+        binary resolves every path inside its root (openat2 RESOLVE_IN_ROOT), so a link out
+        of the root is refused, as it must be. A dockerd restart makes a new socket inode:
+        World.start_docker() relinks every case."""
+        link = self.path("/var/run/docker.sock")
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        if os.path.lexists(link):
+            os.unlink(link)
+        os.link(socket_path, link)
 
     def write(self, machine_path, text):
         p = self.path(machine_path)
@@ -210,6 +228,19 @@ class Case:
         return p
 
     # --- running the binary ------------------------------------------------------------
+    def command(self, subcommand, *extra, timeout=60):
+        """Another subcommand (`health`, `protect-metadata`) with this case's root and
+        configuration, in the instance namespace."""
+        cfg = os.path.join(self.dir, "config.json")
+        with open(cfg, "w") as f:
+            json.dump(self.config, f)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("KASM_BOOTSTRAP_", "KASM_FAKE_"))}
+        start = time.monotonic()
+        r = subprocess.run(["ip", "netns", "exec", self.world.instance, self.world.binary, subcommand, "--root",
+                            self.root, "--config", cfg, *extra], capture_output=True, text=True, env=env,
+                           timeout=timeout)
+        return Result(r.returncode, r.stdout, r.stderr, [], time.monotonic() - start)
+
     def run(self, *extra, signal_when=None, timeout=240, config=True, name="run", keep_strays=False):
         """Runs `kasm-bootstrap run` in the instance namespace with a listening NOTIFY_SOCKET.
 
@@ -497,9 +528,7 @@ class World:
         sock = os.path.join(case.dir, "slow-docker.sock")
         self._restart("slowdocker", None, "slow_docker_proxy.py",
                       ["--listen", sock, "--upstream", self.docker_socket, "--match", match, "--delay", str(delay)])
-        link = case.path("/var/run/docker.sock")
-        os.unlink(link)
-        os.symlink(sock, link)
+        case.link_docker_socket(sock)
 
     def release_url(self):
         return f"https://{AWS_IP}:{self.servers['release'].port}/kasm/kasm_release_{VERSION}.tar.gz"
@@ -542,12 +571,15 @@ class World:
     def start_docker(self):
         if not self.docker_dir:
             self.docker_dir = os.path.join(self.dir, "docker")
-        r = subprocess.run([os.path.join(FAKES, "docker_world.sh"), "start", self.docker_dir], capture_output=True,
-                           text=True, timeout=300)
+        r = subprocess.run([os.path.join(FAKES, "docker_world.sh"), "start", self.docker_dir, "--netns", self.instance],
+                           capture_output=True, text=True, timeout=300)
         if r.returncode != 0:
             raise Unavailable(f"the private dockerd did not start: {r.stderr.strip()[-1500:]}")
         info = dict(l.split(" ", 1) for l in r.stdout.splitlines() if " " in l)
         self.docker_socket, self.docker_image = info["SOCKET"], info["IMAGE"]
+        for c in self.cases:
+            if os.path.lexists(c.path("/var/run/docker.sock")):  # a test may have removed it
+                c.link_docker_socket(self.docker_socket)
 
     def stop_docker(self):
         """Stops dockerd (containers and image stay on disk; start_docker brings it back)."""
@@ -565,8 +597,50 @@ class World:
             time.sleep(0.05)
         os.kill(pid, signal.SIGKILL)
 
-    def docker(self, *args, check=True):
-        return sh("docker", "-H", "unix://" + self.docker_socket, *args, check=check)
+    def docker(self, *args, check=True, timeout=60):
+        return sh("docker", "-H", "unix://" + self.docker_socket, *args, check=check, timeout=timeout)
+
+    def metadata_rules(self):
+        """`iptables-nft -S DOCKER-USER` in the instance (what Docker itself would list)."""
+        r = sh("ip", "netns", "exec", self.instance, "iptables-nft", "-S", "DOCKER-USER", check=False)
+        return [l for l in r.stdout.splitlines() if l.strip()]
+
+    def remove_metadata_block(self):
+        """Deletes kasm-bootstrap's DROP rule(s) from the instance's DOCKER-USER chain, as a
+        fresh dockerd after a reboot would have it (the chain persists across cases)."""
+        for _ in range(10):
+            r = sh("ip", "netns", "exec", self.instance, "iptables-nft", "-D", "DOCKER-USER", "-d",
+                   IMDS_IP + "/32", "-m", "comment", "--comment", METADATA_RULE_COMMENT, "-j", "DROP", check=False)
+            if r.returncode != 0:
+                return
+
+    def container_fetch(self, url, seconds=4):
+        """busybox wget of `url` from a fresh container on Docker's default bridge: its
+        packets are forwarded by the instance namespace (through DOCKER-USER). Returns
+        (wget's exit code, output); 143 when busybox `timeout` ended a wget that got no
+        answer. Not wget's own -T: Debian 12's static busybox 1.35 wget crashes with it.
+        Under `sh`, because busybox timeout signals the process it execs, which as the
+        container's PID 1 would ignore SIGTERM."""
+        script = f'timeout {int(seconds)} wget -q -O- "$0"; echo "wget-exit $?"'
+        r = self.docker("run", "--rm", "--network", "bridge", self.docker_image, "sh", "-c", script, url, check=False,
+                        timeout=60 + seconds)
+        out = r.stdout + r.stderr
+        words = [l.split()[1] for l in r.stdout.splitlines() if l.startswith("wget-exit ")]
+        return (int(words[-1]) if words else -1), out
+
+    def instance_fetch(self, url, seconds=3):
+        """The same GET from the instance's own network stack (the host's traffic, OUTPUT):
+        the HTTP status, or None when nothing answered."""
+        code = ("import sys, urllib.request, urllib.error\n"
+                "try:\n"
+                f"    print(urllib.request.urlopen(sys.argv[1], timeout={seconds}).status)\n"
+                "except urllib.error.HTTPError as e:\n"
+                "    print(e.code)\n"
+                "except Exception as e:\n"
+                "    print('none', e)\n")
+        r = sh("ip", "netns", "exec", self.instance, sys.executable, "-c", code, url, check=False, timeout=30)
+        word = (r.stdout.split() or ["none"])[0]
+        return int(word) if word.isdigit() else None
 
     def containers_report(self):
         """`docker ps -a` and the last lines each container logged: what a failed run's

@@ -3,9 +3,15 @@
 # socket, data root and exec root under WORLD_DIR, plus a small image (static busybox +
 # Debian's nginx) built without any registry and loaded with `docker import`.
 #
-#   docker_world.sh start WORLD_DIR   start (or find running) dockerd, import the image;
+#   docker_world.sh start WORLD_DIR [--netns NS]
+#                                     start (or find running) dockerd, import the image;
 #                                     prints "SOCKET <path>", "IMAGE <name>",
 #                                     "DOCKER <cli>", "DRIVER <storage driver>"
+#                                     --netns NS: dockerd runs inside network namespace NS
+#                                     (`ip netns add` made; nsenter) as on a real agent: iptables on, the
+#                                     default bridge, so DOCKER-USER exists there and
+#                                     `docker run --network bridge` containers are forwarded
+#                                     by NS. Without it: host namespace, no iptables, no bridge.
 #   docker_world.sh stop WORLD_DIR    remove containers, stop dockerd by PID, unmount, delete
 #   docker_world.sh image             only build the cached image tarball
 #
@@ -19,6 +25,9 @@ DOCKER=${KB_DOCKER_CLI:-/usr/bin/docker}   # Debian's 20.10 CLI, matching the en
 DOCKERD=${KB_DOCKERD:-/usr/sbin/dockerd}
 CACHE=${KB_DOCKER_CACHE:-/var/tmp/kb-docker-world-cache}
 IMAGE=kb-test/nginx-busybox:1
+# Renamed whenever the image's content changes, so an old cached tarball is not reused
+# (v2: busybox's wget and timeout applets, for the metadata-firewall e2e test).
+TARBALL_NAME=rootfs-v2.tar
 
 die() { echo "docker_world: $*" >&2; exit 1; }
 
@@ -32,7 +41,7 @@ with_cache_lock() {
 }
 
 build_image_tarball() {
-  local tarball="$CACHE/rootfs.tar"
+  local tarball="$CACHE/$TARBALL_NAME"
   [[ -s "$tarball" ]] && return 0
   command -v busybox >/dev/null || die "busybox-static is not installed"
   local work
@@ -48,7 +57,7 @@ build_image_tarball() {
   chmod 1777 "$r/tmp"
   for deb in "$debs"/nginx_*.deb "$debs"/nginx-common_*.deb; do dpkg -x "$deb" "$r"; done
   cp "$(readlink -f "$(command -v busybox)")" "$r/bin/busybox"
-  for applet in sh sleep true false cat ls echo kill ps rm mkdir test env; do
+  for applet in sh sleep true false cat ls echo kill ps rm mkdir test env wget timeout; do
     ln -sf busybox "$r/bin/$applet"
   done
   # The dynamic loader and every library nginx needs, at the paths ldd names.
@@ -78,10 +87,18 @@ pid_of() { [[ -s "$1/dockerd.pid" ]] && cat "$1/dockerd.pid" || true; }
 engine_answers() { "$DOCKER" -H "unix://$(socket_of "$1")" version >/dev/null 2>&1; }
 
 start_dockerd() {
-  local dir=$1 driver=$2
+  local dir=$1 driver=$2 netns=$3
   mkdir -p "$dir/data" "$dir/exec"
-  "$DOCKERD" --data-root "$dir/data" --exec-root "$dir/exec" --pidfile "$dir/dockerd.pid" \
-    --host "unix://$(socket_of "$dir")" --iptables=false --ip6tables=false --bridge=none \
+  local launch=("$DOCKERD") network=(--iptables=false --ip6tables=false --bridge=none)
+  if [[ -n "$netns" ]]; then
+    # nsenter enters the network namespace only. `ip netns exec` would also give dockerd a
+    # mount namespace with a fresh /sys, without /sys/fs/cgroup, where it refuses to start
+    # ("Devices cgroup isn't mounted"). nsenter execs dockerd (no fork): $! is its PID.
+    launch=(nsenter "--net=/run/netns/$netns" "$DOCKERD")
+    network=(--iptables=true --ip6tables=false)
+  fi
+  "${launch[@]}" --data-root "$dir/data" --exec-root "$dir/exec" --pidfile "$dir/dockerd.pid" \
+    --host "unix://$(socket_of "$dir")" "${network[@]}" \
     --storage-driver="$driver" >"$dir/dockerd.log" 2>&1 &
   local pid=$!
   echo "$pid" >"$dir/dockerd.launcher.pid"
@@ -114,7 +131,12 @@ unmount_under() {
 }
 
 cmd_start() {
-  local dir=$1
+  local dir=$1 netns=""
+  if [[ "${2:-}" == --netns ]]; then
+    [[ -n "${3:-}" ]] || die "--netns needs a namespace name"
+    ip netns exec "$3" true 2>/dev/null || die "network namespace $3 does not exist"
+    netns=$3
+  fi
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
   with_cache_lock build_image_tarball
@@ -124,19 +146,19 @@ cmd_start() {
   else
     stop_dockerd "$dir"
     driver=overlay2
-    if ! start_dockerd "$dir" overlay2; then
+    if ! start_dockerd "$dir" overlay2 "$netns"; then
       # Some sandboxes refuse overlay mounts; vfs always works, only slower.
       stop_dockerd "$dir"
       unmount_under "$dir/data"
       rm -rf "$dir/data"
       driver=vfs
-      start_dockerd "$dir" vfs || { tail -20 "$dir/dockerd.log" >&2; die "dockerd did not start"; }
+      start_dockerd "$dir" vfs "$netns" || { tail -20 "$dir/dockerd.log" >&2; die "dockerd did not start"; }
     fi
     echo "$driver" >"$dir/driver"
   fi
   local dk=("$DOCKER" -H "unix://$(socket_of "$dir")")
   if ! "${dk[@]}" image inspect "$IMAGE" >/dev/null 2>&1; then
-    "${dk[@]}" import --change 'CMD ["/usr/sbin/nginx","-g","daemon off;"]' "$CACHE/rootfs.tar" "$IMAGE" >/dev/null
+    "${dk[@]}" import --change 'CMD ["/usr/sbin/nginx","-g","daemon off;"]' "$CACHE/$TARBALL_NAME" "$IMAGE" >/dev/null
   fi
   echo "SOCKET $(socket_of "$dir")"
   echo "IMAGE $IMAGE"
@@ -160,8 +182,8 @@ cmd_stop() {
 }
 
 case "${1:-}" in
-start) [[ -n "${2:-}" ]] || die "usage: $0 start WORLD_DIR"; cmd_start "$2" ;;
+start) [[ -n "${2:-}" ]] || die "usage: $0 start WORLD_DIR [--netns NS]"; cmd_start "$2" "${3:-}" "${4:-}" ;;
 stop) [[ -n "${2:-}" ]] || die "usage: $0 stop WORLD_DIR"; cmd_stop "$2" ;;
-image) with_cache_lock build_image_tarball; echo "TARBALL $CACHE/rootfs.tar" ;;
+image) with_cache_lock build_image_tarball; echo "TARBALL $CACHE/$TARBALL_NAME" ;;
 *) die "usage: $0 start|stop WORLD_DIR | image" ;;
 esac

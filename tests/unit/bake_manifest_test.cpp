@@ -102,9 +102,13 @@ TEST_CASE("bake: a valid bake of the configured release takes the fast path", "[
   CHECK_FALSE(choice.warn);
   CHECK(ids(choice.plan) == std::vector<std::string>{"preflight", "detect-address", "ensure-swap", "ensure-docker",
                                                      "configure-agent", "install-certificates", "start-services",
-                                                     "verify-health"});
+                                                     "block-metadata", "verify-health"});
   const auto deps = choice.plan.find("verify-health")->depends_on();
-  CHECK(std::vector<std::string>(deps.begin(), deps.end()) == std::vector<std::string>{"start-services"});
+  CHECK(std::vector<std::string>(deps.begin(), deps.end()) ==
+        std::vector<std::string>{"start-services", "block-metadata"});
+  // The metadata block needs Docker's chain, so it follows the started containers.
+  const auto block = choice.plan.find("block-metadata")->depends_on();
+  CHECK(std::vector<std::string>(block.begin(), block.end()) == std::vector<std::string>{"start-services"});
   for (auto* s : choice.plan.order()) {
     CHECK(s->id() != "fetch-release");
     CHECK(s->id() != "install-agent");

@@ -39,8 +39,9 @@ struct CertRoot {
     ::chmod((certs / "kasm_nginx.key").c_str(), 0600);
   }
 
+  // A hard link (see DockerWorld::link_socket_into: a symlink out of the root is refused).
   void link_docker_socket(const std::string& real_socket) const {
-    std::filesystem::create_symlink(real_socket, root / "var/run/docker.sock");
+    std::filesystem::create_hard_link(real_socket, root / "var/run/docker.sock");
   }
 
   std::string cert_on_disk() const { return read_file(certs / "kasm_nginx.crt"); }

@@ -82,7 +82,7 @@ TEST_CASE("version and help work on every command", "[cli]") {
   const auto v = run_binary({"--version"});
   CHECK(v.exit_code == 0);
   CHECK(v.out.find("kasm-bootstrap ") == 0);
-  for (const char* cmd : {"run", "plan", "detect-address", "swap", "health"}) {
+  for (const char* cmd : {"run", "plan", "detect-address", "swap", "health", "protect-metadata"}) {
     const auto h = run_binary({cmd, "--help"});
     INFO(cmd);
     CHECK(h.exit_code == 0);

@@ -28,11 +28,14 @@ struct HealthWorld {
         "fake_manager_health.py",
         std::vector<std::string>{"--cert", pki.path("manager.crt"), "--key", pki.path("manager.key"), "--mode", mode});
   }
+  // The metadata_fw check is off: this dockerd runs without iptables in the host's
+  // namespace, and that check has its own tests (metadata_firewall_test.cpp, e2e_run).
   RunResult health(const FakeServer& manager, const std::vector<std::string>& extra = {},
-                   const std::map<std::string, std::string>& env = {}) {
+                   std::map<std::string, std::string> env = {}) {
     std::vector<std::string> args{"health", "--root", root.string(), "--manager-address",
                                   "127.0.0.1:" + std::to_string(manager.port())};
     args.insert(args.end(), extra.begin(), extra.end());
+    env.emplace("KASM_BOOTSTRAP_BLOCK_CONTAINER_METADATA", "false");
     return run_binary(args, env);
   }
 };
@@ -49,7 +52,7 @@ TEST_CASE("health: healthy agent, then a stopped container and a failing manager
   KB_REQUIRE_DOCKER_WORLD();
   DockerWorld world;
   HealthWorld h;
-  std::filesystem::create_symlink(world.socket(), h.root / "var/run/docker.sock");
+  world.link_socket_into(h.root);
   world.run_proxy();
   world.run_agent({"--health-cmd", "true", "--health-interval", "1s"});
   REQUIRE(world.wait_for("kasm_agent", "{{.State.Health.Status}}", "healthy"));

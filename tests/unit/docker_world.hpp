@@ -36,6 +36,14 @@ public:
   DockerWorld& operator=(const DockerWorld&) = delete;
 
   const std::string& socket() const { return socket_; }
+  // Makes the engine reachable as <root>/var/run/docker.sock. A hard link, not a symlink:
+  // RootFs resolves every path inside the root, so a symlink to the engine's socket out
+  // of the root is refused, as it must be (docs/platform.md, "The root boundary"). The
+  // temp root and the world share /tmp's file system, which a hard link needs.
+  void link_socket_into(const std::filesystem::path& root) const {
+    std::filesystem::create_directories(root / "var/run");
+    std::filesystem::create_hard_link(socket_, root / "var/run/docker.sock");
+  }
   const std::string& image() const { return image_; }
 
   // `docker -H unix://SOCK args...`; throws when it fails.

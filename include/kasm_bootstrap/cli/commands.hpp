@@ -37,6 +37,8 @@ ExitCode command_prebake(const CommonOptions& options, std::istream& in, Output&
 ExitCode command_detect_address(const CommonOptions& options, std::istream& in, Output& output);
 ExitCode command_swap(const CommonOptions& options, std::istream& in, Output& output);
 ExitCode command_health(const CommonOptions& options, std::istream& in, Output& output);
+// The metadata-service block in DOCKER-USER, and nothing else (kasm-bootstrap-metadata-firewall.service).
+ExitCode command_protect_metadata(const CommonOptions& options, std::istream& in, Output& output);
 
 // Prints an error that ends the command: stderr (text) or one JSON document (json).
 void report_fatal(Output& output, const std::string& command, ExitCode code, const std::string& message);

@@ -56,6 +56,8 @@ struct Config {
   bool manager_tls_verify = true; // self-signed managers are common: false skips it for the health check only
   std::string manager_ca;
   std::int64_t health_timeout_seconds = 120;
+  // Drop container traffic to the metadata service (DOCKER-USER; net/metadata_firewall.hpp).
+  bool block_container_metadata = true;
   std::string state_dir = "/var/lib/kasm-bootstrap";
   std::string console = "/dev/console";
   std::string metrics_file;

@@ -18,9 +18,11 @@ namespace kb::kasm {
 
 inline constexpr std::array<std::string_view, 2> kAgentContainers = {"kasm_agent", "kasm_proxy"};
 inline constexpr std::string_view kManagerCheck = "manager";
+// Containers cannot reach the metadata service (only when block_container_metadata is true).
+inline constexpr std::string_view kMetadataFirewallCheck = "metadata_fw";
 
 struct HealthCheck {
-  std::string name; // "kasm_agent", "kasm_proxy", "manager"
+  std::string name; // "kasm_agent", "kasm_proxy", "manager", "metadata_fw"
   bool ok = false;
   std::string detail; // "running, healthy", "HTTP 503 from https://...", ...
   double latency_ms = 0;
@@ -40,6 +42,8 @@ std::string manager_health_url(std::string_view manager_address);
 
 HealthCheck check_container(const net::DockerClient& docker, std::string_view name);
 HealthCheck check_manager(const config::Config& config, const Machine& machine);
+// Our DROP rule for the metadata service in DOCKER-USER: ip, and ip6 where Docker has that chain.
+HealthCheck check_metadata_firewall();
 // One pass over every check; never throws for an unhealthy or unreachable component.
 HealthReport run_health_checks(const config::Config& config, const Machine& machine);
 

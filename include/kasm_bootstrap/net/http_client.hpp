@@ -64,9 +64,12 @@ struct HttpResponse {
   std::optional<std::string> header(std::string_view lower_name) const;
 };
 
-// First existing bundle of the well-known locations (host paths), or empty. Never
+// The well-known CA bundle locations (machine paths), most likely first.
+const std::vector<std::string>& ca_bundle_candidates();
+// First existing bundle of ca_bundle_candidates() on this host, or empty. Never
 // OpenSSL's compiled-in default, which a static build would take from its build machine.
-std::string discover_ca_bundle(const std::filesystem::path& root = "/");
+// Under a --root, steps choose among the candidates through RootFs instead.
+std::string discover_ca_bundle();
 
 class HttpClient {
 public:

@@ -18,6 +18,8 @@ inline constexpr std::string_view kWaitPackageLocks = "wait-package-locks";
 inline constexpr std::string_view kInstallAgent = "install-agent";
 inline constexpr std::string_view kInstallCertificates = "install-certificates";
 inline constexpr std::string_view kVerifyHealth = "verify-health";
+// After Docker runs: containers may not reach the metadata service (net/metadata_firewall.hpp).
+inline constexpr std::string_view kBlockMetadata = "block-metadata";
 // Pre-baked fast path (DESIGN.md §5).
 inline constexpr std::string_view kEnsureDocker = "ensure-docker";
 inline constexpr std::string_view kConfigureAgent = "configure-agent";
@@ -43,6 +45,8 @@ std::unique_ptr<plan::Step> make_wait_package_locks();
 std::unique_ptr<plan::Step> make_install_agent();
 std::unique_ptr<plan::Step> make_install_certificates();
 std::unique_ptr<plan::Step> make_verify_health();
+// Runs after install-agent; the fast path re-wires it after start-services.
+std::unique_ptr<plan::Step> make_block_metadata();
 
 // Fast path: docker.service through systemd (or a wait for the socket), the five
 // registration keys of agent.app.config.yaml, and the baked containers started.

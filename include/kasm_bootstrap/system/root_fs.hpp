@@ -1,9 +1,22 @@
 #pragma once
 // Files of the machine being bootstrapped, always reached relative to a root directory:
 // "/" in production, a temporary directory in tests. Callers speak in machine paths
-// ("/etc/fstab"); only this class knows where they live on the host. This is the one
-// place that joins paths, so nothing can escape the root by accident.
+// ("/etc/fstab"); only this class knows where they live on the host.
+//
+// The root is a real boundary, not a string prefix: every machine path is resolved by the
+// kernel with openat2(RESOLVE_IN_ROOT) from a descriptor of the root (docs/platform.md),
+// so a symlink inside the tree - absolute or through ".." - is resolved inside the root,
+// as it would be on the machine itself after a chroot. A symlink whose target does not
+// exist inside the root is refused (RootEscape) rather than created through. Files are
+// created with openat(O_NOFOLLOW | O_EXCL) and renameat in a directory descriptor that was
+// itself resolved inside the root; directories with a mkdirat chain.
+//
+// host_path() hands a resolved path to code that must pass a path on (exec, swapon,
+// a unix socket, libcurl's CA file); everything else goes through the methods here.
 
+#include "kasm_bootstrap/system/unique_fd.hpp"
+
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -35,7 +48,13 @@ enum class Durability { kDurable, kAtomicOnly };
 // leaves a half-written target.
 class AtomicFile {
 public:
+  // host_target's directory must exist; it is opened once and every later step (temp
+  // file, rename, fsync) happens relative to that descriptor.
   AtomicFile(std::filesystem::path host_target, mode_t mode, Durability durability = Durability::kDurable);
+  // In an already open directory (RootFs resolves it inside the root); `display` names
+  // the target in errors.
+  AtomicFile(int dir_fd, std::string name, std::filesystem::path display, mode_t mode,
+             Durability durability = Durability::kDurable);
   AtomicFile(const AtomicFile&) = delete;
   AtomicFile& operator=(const AtomicFile&) = delete;
   ~AtomicFile();
@@ -43,12 +62,15 @@ public:
   void write(std::string_view data);
   void set_owner(FileOwner owner);
   void commit();
-  const std::filesystem::path& temp_path() const { return temp_; }
   int fd() const { return fd_; }
 
 private:
-  std::filesystem::path target_;
-  std::filesystem::path temp_;
+  void create_temp(mode_t mode);
+
+  int dir_fd_ = -1; // owned
+  std::string name_;
+  std::string temp_name_;
+  std::filesystem::path target_; // for messages
   int fd_ = -1;
   bool committed_ = false;
   Durability durability_;
@@ -79,6 +101,13 @@ std::string read_bounded(std::istream& in, std::size_t max_bytes, const std::str
 // "a FIFO", "a directory"...: what a non-regular file is, for messages.
 const char* file_type_name(mode_t mode);
 
+// A machine path that would leave the root or that runs through a symlink with nothing
+// inside the root at its end. what() names the path and the reason.
+class RootEscape : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
 class RootFs {
 public:
   explicit RootFs(const std::filesystem::path& root);
@@ -86,10 +115,20 @@ public:
   const std::filesystem::path& root() const noexcept { return root_; }
   bool is_real_root() const noexcept { return root_ == "/"; }
 
-  // Machine path -> host path. Rejects relative paths and ".." components.
+  // Machine path -> the host path it resolves to, every symlink on the way (the last one
+  // too) resolved inside the root; components that do not exist yet are appended as
+  // given. Rejects relative paths and ".." components; RootEscape for a symlink that
+  // resolves to nothing inside the root.
   std::filesystem::path host_path(const std::filesystem::path& machine_path) const;
 
   bool exists(const std::filesystem::path& machine_path) const;
+  // lstat-like for the last component when follow is kNo; nullopt when nothing is there.
+  std::optional<struct stat> stat(const std::filesystem::path& machine_path,
+                                  FollowSymlinks follow = FollowSymlinks::kYes) const;
+  // Opens (flags as for open(2), O_CLOEXEC added) the file itself, never a symlink in its
+  // place (O_NOFOLLOW), in its directory resolved inside the root. An empty UniqueFd with
+  // errno set like open(2) on failure.
+  UniqueFd open_file(const std::filesystem::path& machine_path, int flags, mode_t mode = 0600) const;
   // The target of the symlink at machine_path, as stored (not resolved); nullopt when
   // there is no symlink there.
   std::optional<std::filesystem::path> read_link(const std::filesystem::path& machine_path) const;
@@ -105,6 +144,15 @@ public:
   std::vector<std::string> list_directory(const std::filesystem::path& machine_path) const;
 
 private:
+  // The directory holding machine_path's last component, resolved inside the root (fd
+  // empty when it does not exist), and that component's name.
+  struct Parent {
+    UniqueFd fd;
+    std::string name;
+  };
+  UniqueFd open_root() const;
+  Parent open_parent(const std::filesystem::path& machine_path) const;
+
   std::filesystem::path root_;
 };
 
