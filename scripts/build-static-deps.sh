@@ -247,8 +247,12 @@ build_curl() {
   local protos
   protos="$("$bdir/curl-config" --protocols | tr '\n' ' ')"
   [[ "$protos" == "HTTP HTTPS " ]] || die "curl was built with unexpected protocols: $protos"
-  "$bdir/curl-config" --features | grep -qx AsynchDNS || die "curl was built without c-ares (AsynchDNS)"
-  "$bdir/curl-config" --features | grep -qx SSL || die "curl was built without TLS"
+  # Captured first: `curl-config | grep -q` under pipefail fails at random when grep exits
+  # at its match and curl-config's next echo gets SIGPIPE.
+  local features
+  features="$("$bdir/curl-config" --features)"
+  grep -qx AsynchDNS <<<"$features" || die "curl was built without c-ares (AsynchDNS)"
+  grep -qx SSL <<<"$features" || die "curl was built without TLS"
   printf '%s' "$want" >"$prefix/.curl.stamp"
   log "curl $version: installed $prefix/lib/libcurl.a ($(du -k "$prefix/lib/libcurl.a" | cut -f1) KiB)"
 }
