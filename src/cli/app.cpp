@@ -117,10 +117,15 @@ int main(int argc, char** argv, std::istream& in, std::ostream& out) {
   auto* health = app.add_subcommand("health", "re-check an installed agent: exit 0 healthy, 10 otherwise");
   auto* protect = app.add_subcommand("protect-metadata",
                                      "drop container traffic to the metadata service (DOCKER-USER), and nothing else");
+  auto* status = app.add_subcommand(
+      "status", "what the last run says (status.json): exit 0 done, 1 error, 2 degraded, 16 running, 17 not started");
   auto* prebake = app.add_subcommand(
       "prebake", "image build: install the release with install.sh -D and placeholders, for the fast path at boot");
-  for (auto* sub : {run, plan, detect, swap, health, protect, prebake})
+  for (auto* sub : {run, plan, detect, swap, health, protect, status, prebake})
     add_common_options(*sub, opts);
+  status->add_flag("--wait,-w", opts.wait,
+                   "wait until the run is over (or has started and ended), as cloud-init status --wait");
+  status->add_flag("--long,-l", opts.long_form, "also times, the failed step, the error and every step's outcome");
   protect->add_flag("--dry-run,-n", opts.dry_run, "show what is in place; change nothing");
   prebake->add_flag("--dry-run,-n", opts.dry_run, "print the plan; change nothing");
   prebake->add_flag("--force", opts.force, "re-apply every step, even those an earlier prebake completed");
@@ -160,6 +165,7 @@ int main(int argc, char** argv, std::istream& in, std::ostream& out) {
     if (name == "prebake") return static_cast<int>(command_prebake(opts, in, output));
     if (name == "detect-address") return static_cast<int>(command_detect_address(opts, in, output));
     if (name == "swap") return static_cast<int>(command_swap(opts, in, output));
+    if (name == "status") return command_status(opts, in, output);
     if (name == "protect-metadata") return static_cast<int>(command_protect_metadata(opts, in, output));
     return static_cast<int>(command_health(opts, in, output));
   } catch (const Error& e) {

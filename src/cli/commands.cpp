@@ -45,35 +45,6 @@ void install_stop_handlers() {
   ::sigaction(SIGINT, &sa, nullptr);
 }
 
-config::LoadedConfig load_configuration(const CommonOptions& o, std::istream& in, config::Purpose purpose,
-                                        Output& output, const std::string& command) {
-  sys::RootFs root(o.root);
-  config::LoadInputs inputs;
-  inputs.root = &root;
-  inputs.config_path = o.config_path;
-  inputs.stdin_stream = &in;
-  inputs.environment = config::bootstrap_environment();
-  inputs.flags = o.flags;
-  inputs.flag_origins = o.flag_origins;
-  auto loaded = config::load(inputs);
-  config::validate(loaded, purpose);
-  if (loaded.ok()) return loaded;
-
-  if (output.json()) {
-    nlohmann::json problems = nlohmann::json::array();
-    for (const auto& p : loaded.problems)
-      problems.push_back({{"key", p.key}, {"origin", p.origin}, {"message", p.message}});
-    output.document({{"command", command},
-                     {"result", "invalid-config"},
-                     {"exit_code", static_cast<int>(ExitCode::kConfig)},
-                     {"problems", problems}});
-  }
-  for (const auto& p : loaded.problems)
-    std::cerr << scrub("config error: " + p.to_string()) << '\n';
-  std::cerr << loaded.problems.size() << " problem(s) in the configuration; nothing was changed\n";
-  throw Error(ExitCode::kConfig, "invalid configuration");
-}
-
 std::string action_line(const plan::Action& a) {
   std::string s = fmt::format("{:<6} {}", a.kind, a.target);
   if (!a.detail.empty()) s += "  (" + a.detail + ")";
@@ -161,6 +132,18 @@ ExitCode print_plan(plan::Plan& plan, const config::LoadedConfig& loaded, Machin
   return ExitCode::kOk;
 }
 
+// After a successful run: what it used, for health's timer and the firewall unit, which
+// run without --config after the user-data's config.d is gone (config/loader.hpp).
+void save_effective_configuration(const sys::RootFs& fs, const config::Config& config) {
+  try {
+    fs.create_directories(std::filesystem::path(config::kEffectiveConfigPath).parent_path());
+    fs.write_file_atomic(config::kEffectiveConfigPath, util::dump_json(config::to_effective_json(config), 2) + "\n",
+                         0644);
+  } catch (const std::exception& e) {
+    log::warn("cannot save the effective configuration for health and status: {}", e.what());
+  }
+}
+
 void print_report(const plan::RunReport& report, Output& output, const std::string& command = "run") {
   if (output.json()) {
     auto doc = plan::to_json(report);
@@ -227,6 +210,37 @@ ExitCode run_single_step(plan::Step& step, const config::LoadedConfig& loaded, M
 }
 
 } // namespace
+
+config::LoadedConfig load_configuration(const CommonOptions& o, std::istream& in, config::Purpose purpose,
+                                        Output& output, const std::string& command) {
+  sys::RootFs root(o.root);
+  config::LoadInputs inputs;
+  inputs.root = &root;
+  inputs.config_path = o.config_path;
+  inputs.stdin_stream = &in;
+  inputs.environment = config::bootstrap_environment();
+  inputs.flags = o.flags;
+  inputs.flag_origins = o.flag_origins;
+  inputs.read_effective = purpose == config::Purpose::kHealth || purpose == config::Purpose::kStatus ||
+                          purpose == config::Purpose::kProtectMetadata;
+  auto loaded = config::load(inputs);
+  config::validate(loaded, purpose);
+  if (loaded.ok()) return loaded;
+
+  if (output.json()) {
+    nlohmann::json problems = nlohmann::json::array();
+    for (const auto& p : loaded.problems)
+      problems.push_back({{"key", p.key}, {"origin", p.origin}, {"message", p.message}});
+    output.document({{"command", command},
+                     {"result", "invalid-config"},
+                     {"exit_code", static_cast<int>(ExitCode::kConfig)},
+                     {"problems", problems}});
+  }
+  for (const auto& p : loaded.problems)
+    std::cerr << scrub("config error: " + p.to_string()) << '\n';
+  std::cerr << loaded.problems.size() << " problem(s) in the configuration; nothing was changed\n";
+  throw Error(ExitCode::kConfig, "invalid configuration");
+}
 
 void report_fatal(Output& output, const std::string& command, ExitCode code, const std::string& message) {
   if (code == ExitCode::kConfig && message == "invalid configuration") return; // already itemised
@@ -307,6 +321,7 @@ ExitCode command_run(const CommonOptions& o, std::istream& in, Output& output) {
   executor.add_observer(console_observer);
   if (!config.metrics_file.empty()) executor.add_observer(metrics_observer.emplace(machine.fs, config.metrics_file));
   const auto report = executor.run(plan, plan::ExecutorOptions{o.force, 4});
+  if (report.success()) save_effective_configuration(machine.fs, config);
   print_report(report, output);
   return report.exit_code;
 }

@@ -2,6 +2,7 @@
 
 #include "kasm_bootstrap/util/json_text.hpp"
 #include "kasm_bootstrap/util/redactor.hpp"
+#include "kasm_bootstrap/version.hpp"
 
 namespace kb::cli {
 
@@ -10,7 +11,14 @@ void Output::line(std::string_view text) {
 }
 
 void Output::document(const nlohmann::json& doc) {
-  if (format_ == Format::kJson) out_ << scrub(util::dump_json(doc, 2)) << '\n' << std::flush;
+  if (format_ != Format::kJson) return;
+  if (doc.is_object() && !doc.contains("schema_version")) {
+    nlohmann::json versioned = doc;
+    versioned["schema_version"] = kSchemaVersion;
+    out_ << scrub(util::dump_json(versioned, 2)) << '\n' << std::flush;
+    return;
+  }
+  out_ << scrub(util::dump_json(doc, 2)) << '\n' << std::flush;
 }
 
 } // namespace kb::cli

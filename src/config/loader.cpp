@@ -390,6 +390,16 @@ LoadedConfig load(const LoadInputs& inputs) {
     }
   }
 
+  // 1b. What the last successful run used, for the commands that come after it.
+  if (inputs.root && inputs.read_effective) {
+    try {
+      if (auto text = inputs.root->read_file(kEffectiveConfigPath, kMaxConfigBytes))
+        merge_json_text(*text, kEffectiveConfigPath, raw, result.problems);
+    } catch (const std::exception& e) {
+      result.problems.push_back({"", kEffectiveConfigPath, e.what()});
+    }
+  }
+
   // 2. --config: what Kasm rendered into user-data.
   if (inputs.config_path) {
     const std::string& path = *inputs.config_path;

@@ -1,5 +1,6 @@
 #include "kasm_bootstrap/plan/observers.hpp"
 
+#include "kasm_bootstrap/system/process.hpp"
 #include "kasm_bootstrap/util/json_text.hpp"
 #include "kasm_bootstrap/util/log.hpp"
 #include "kasm_bootstrap/util/redactor.hpp"
@@ -39,7 +40,13 @@ StatusFileObserver::StatusFileObserver(const sys::RootFs& fs, std::filesystem::p
 
 void StatusFileObserver::on_run_started(const Plan& plan) {
   std::lock_guard lock(mutex_);
-  doc_ = {{"version", kVersion}, {"result", "running"}, {"started_at", util::utc_timestamp()}, {"pid", ::getpid()}};
+  doc_ = {{"schema_version", kSchemaVersion},
+          {"version", kVersion},
+          {"result", "running"},
+          {"started_at", util::utc_timestamp()},
+          {"pid", ::getpid()}};
+  // With the pid, names this process for good: `status` tells a live run from a pid reused.
+  if (const auto start = sys::process_start_time(::getpid())) doc_["pid_start_ticks"] = *start;
   doc_["steps"] = nlohmann::json::array();
   for (const Step* s : plan.order())
     doc_["steps"].push_back({{"id", s->id()}, {"outcome", "pending"}});

@@ -138,25 +138,6 @@ pid_t spawn(const std::string& path, const std::string& argv0, char* const argv[
   return pid;
 }
 
-// The start time of a process in clock ticks since boot (/proc/PID/stat field 22): with
-// the pid, it names one process for good, where the pid alone may be reused.
-std::optional<unsigned long long> process_start_time(pid_t pid) {
-  std::optional<std::string> stat;
-  try {
-    stat = read_regular_file("/proc/" + std::to_string(pid) + "/stat", 4096);
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
-  if (!stat) return std::nullopt;
-  const auto paren = stat->rfind(')'); // the command name may hold spaces and ')'
-  if (paren == std::string::npos) return std::nullopt;
-  std::istringstream fields(stat->substr(paren + 1));
-  std::string field;
-  for (int i = 3; i <= 22 && fields >> field; ++i)
-    if (i == 22) return std::strtoull(field.c_str(), nullptr, 10);
-  return std::nullopt;
-}
-
 // Writes the group record while the child runs and removes it when the runner is done.
 class GroupRecord {
 public:
@@ -214,6 +195,23 @@ private:
 };
 
 } // namespace
+
+std::optional<unsigned long long> process_start_time(pid_t pid) {
+  std::optional<std::string> stat;
+  try {
+    stat = read_regular_file("/proc/" + std::to_string(pid) + "/stat", 4096);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  if (!stat) return std::nullopt;
+  const auto paren = stat->rfind(')'); // the command name may hold spaces and ')'
+  if (paren == std::string::npos) return std::nullopt;
+  std::istringstream fields(stat->substr(paren + 1));
+  std::string field;
+  for (int i = 3; i <= 22 && fields >> field; ++i)
+    if (i == 22) return std::strtoull(field.c_str(), nullptr, 10);
+  return std::nullopt;
+}
 
 std::string ProcessResult::describe_outcome() const {
   if (cancelled) return "stopped because the run was interrupted";

@@ -6,6 +6,8 @@ is a no-op; a run killed midway (SIGKILL, SIGTERM) resumes without a second down
 """
 import json
 import os
+import shlex
+import subprocess
 import signal
 import sys
 import time
@@ -89,6 +91,32 @@ class HappyPath(unittest.TestCase):
             self.assertEqual(health.get("health." + check), "ok", health)
         self.assertEqual(W.container_state("kasm_agent"), "running")
         self.assertEqual(W.container_state("kasm_proxy"), "running")
+
+    def test_health_unit_and_status_work_after_the_user_data_config_is_gone(self):
+        """The health timer's unit runs `health` with no --config, and the firewall unit
+        `protect-metadata`; on an image the user-data's config.d is in /run, gone after a
+        reboot. The unit's ExecStart word for word (plus --root) must still find the
+        manager: a successful run left its configuration, secrets left out."""
+        unit = os.path.join(world.REPO, "systemd", "kasm-bootstrap-health.service")
+        exec_start = [l.split("=", 1)[1] for l in world.slurp(unit).splitlines() if l.startswith("ExecStart=")]
+        self.assertEqual(len(exec_start), 1, exec_start)
+        argv = shlex.split(exec_start[0])
+        self.assertEqual(argv[0], "/usr/bin/kasm-bootstrap")
+        effective = self.case.path("/etc/kasm-bootstrap/effective.json")
+        self.assertEqual(os.stat(effective).st_mode & 0o777, 0o644)
+        text = world.slurp(effective)
+        self.assertNotIn(TOKEN, text)
+        saved = json.loads(text)
+        self.assertNotIn("manager_token", saved)
+        self.assertEqual(saved["manager_address"], AWS_IP)
+        os.remove(os.path.join(self.case.dir, "config.json"))  # the user-data's copy is gone
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("KASM_BOOTSTRAP_", "KASM_FAKE_"))}
+        for args in (argv[1:], ["status", "--long"]):
+            r = subprocess.run(["ip", "netns", "exec", W.instance, W.binary, *args, "--root", self.case.root],
+                               capture_output=True, text=True, env=env, timeout=60)
+            self.assertEqual(r.returncode, 0, f"{args}: {r.stdout}{r.stderr}")
+            self.assertNotIn(TOKEN, r.stdout + r.stderr)
+        self.assertIn("status: done", r.stdout)
 
     def test_sd_notify_ready(self):
         self.assertIn("READY=1", "\n".join(self.result.notify).split("\n"))

@@ -51,6 +51,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FAKES = os.path.join(os.path.dirname(HERE), "fakes")
+REPO = os.path.dirname(os.path.dirname(HERE))
 
 INSTANCE_IP = "10.77.0.2"
 AWS_IP = "10.77.0.1"

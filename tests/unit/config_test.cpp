@@ -302,3 +302,38 @@ TEST_CASE("size parser", "[config]") {
   CHECK_FALSE(parse_size("1.5G").has_value());
   CHECK_FALSE(parse_size("99999999999999999999G").has_value());
 }
+
+TEST_CASE("the effective configuration round-trips without its secrets, and only where asked for", "[config]") {
+  TempDir dir;
+  dir.write("run.json", kValidConfig);
+  const kb::sys::RootFs fs(dir.path() / "root");
+  LoadInputs in = inputs_with_root(fs);
+  in.config_path = (dir.path() / "run.json").string();
+  in.flags = {{"swap_size", "2G"}, {"address_sources", "aws-imds,route"}, {"block_container_metadata", "false"}};
+  kb::test::CertFactory certs(dir);
+  const auto pair = certs.self_signed("agent", "manager.example.internal", "DNS:manager.example.internal");
+  in.environment = {{"KASM_BOOTSTRAP_NGINX_CERT", pair.cert}, {"KASM_BOOTSTRAP_NGINX_KEY", pair.key}};
+  const auto ran = load_and_validate(in);
+  for (const auto& p : ran.problems)
+    UNSCOPED_INFO(p.to_string());
+  REQUIRE(ran.ok());
+  const auto saved = kb::config::to_effective_json(ran.config);
+  CHECK_FALSE(saved.contains("manager_token"));
+  CHECK(saved.dump().find("tok-config-file") == std::string::npos);
+  dir.write(std::string("root") + kb::config::kEffectiveConfigPath, saved.dump());
+
+  LoadInputs after = inputs_with_root(fs);
+  after.read_effective = true;
+  const auto health = load_and_validate(after, Purpose::kHealth);
+  REQUIRE(health.ok());
+  auto expected = kb::config::to_json(ran.config);
+  // Left out: the secrets, and the certificate that pairs with the secret key.
+  for (const char* key : {"manager_token", "nginx_key", "nginx_cert"})
+    expected[key] = kb::config::to_json(kb::config::Config{})[key];
+  CHECK(kb::config::to_json(health.config) == expected);
+  CHECK(health.origins.at("manager_address") == kb::config::kEffectiveConfigPath);
+
+  LoadInputs run_again = inputs_with_root(fs); // `run` never reads it
+  const auto fresh = kb::config::load(run_again);
+  CHECK(fresh.config.manager_address.empty());
+}

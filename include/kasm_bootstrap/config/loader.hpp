@@ -20,6 +20,12 @@ class RootFs;
 namespace kb::config {
 
 inline constexpr const char* kImageDefaultsPath = "/etc/kasm-bootstrap/config.json";
+// What the last successful run used, secrets and the certificate of the nginx pair
+// left out (mode 0644). The commands that
+// come after a run (`health` from its timer, `status`, `protect-metadata` from its unit)
+// read it above the image defaults: on an image, the user-data's config.d is in /run and
+// gone after a reboot, and the units pass no --config.
+inline constexpr const char* kEffectiveConfigPath = "/etc/kasm-bootstrap/effective.json";
 
 struct Problem {
   std::string key;    // empty for problems with a whole source (unreadable file)
@@ -36,6 +42,7 @@ struct LoadInputs {
   // key -> value from the command line; `flag_origins` says which flag gave it.
   std::map<std::string, std::string> flags;
   std::map<std::string, std::string> flag_origins;
+  bool read_effective = false; // also kEffectiveConfigPath, between image defaults and --config
 };
 
 struct LoadedConfig {

@@ -11,7 +11,7 @@
 
 namespace kb::config {
 
-enum class Purpose { kRun, kDetectAddress, kSwap, kHealth, kPrebake, kProtectMetadata };
+enum class Purpose { kRun, kDetectAddress, kSwap, kHealth, kPrebake, kProtectMetadata, kStatus };
 
 // Appends one Problem per issue to `loaded.problems`, skipping keys that already have one.
 void validate(LoadedConfig& loaded, Purpose purpose);

@@ -62,4 +62,9 @@ std::optional<std::string> end_recorded_group(const std::filesystem::path& recor
 // argv as a shell-quoted line, secrets masked: for logs and dry-run output.
 std::string describe_command(const std::vector<std::string>& argv);
 
+// The start time of a process in clock ticks since boot (/proc/PID/stat field 22): with
+// the pid, it names one process for good, where the pid alone may be reused. nullopt
+// when there is no such process.
+std::optional<unsigned long long> process_start_time(pid_t pid);
+
 } // namespace kb::sys
