@@ -87,11 +87,17 @@ bool is_symlink_at(int dir_fd, const std::string& name) {
   return ::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
 }
 
-std::string dangling_reason(int dir_fd, const std::string& name) {
+// The target of the symlink `name` in dir_fd, as stored; nullopt when it is not one.
+std::optional<std::string> symlink_target_at(int dir_fd, const std::string& name) {
   std::string target(4096, '\0');
   const ssize_t n = ::readlinkat(dir_fd, name.c_str(), target.data(), target.size());
-  target.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
-  return "is a symbolic link to " + util::quote_for_message(target, 200) +
+  if (n <= 0 || static_cast<std::size_t>(n) >= target.size()) return std::nullopt;
+  target.resize(static_cast<std::size_t>(n));
+  return target;
+}
+
+std::string dangling_reason(int dir_fd, const std::string& name) {
+  return "is a symbolic link to " + util::quote_for_message(symlink_target_at(dir_fd, name).value_or(""), 200) +
          ", which resolves to nothing inside the root; refused";
 }
 
@@ -236,11 +242,8 @@ RootFs::Parent RootFs::open_parent(const fs::path& machine_path) const {
 std::optional<fs::path> RootFs::read_link(const fs::path& machine_path) const {
   const Parent parent = open_parent(machine_path);
   if (!parent.fd) return std::nullopt;
-  std::string target(4096, '\0');
-  const ssize_t n = ::readlinkat(parent.fd.get(), parent.name.c_str(), target.data(), target.size());
-  if (n <= 0 || static_cast<std::size_t>(n) >= target.size()) return std::nullopt;
-  target.resize(static_cast<std::size_t>(n));
-  return fs::path(target);
+  if (auto target = symlink_target_at(parent.fd.get(), parent.name)) return fs::path(std::move(*target));
+  return std::nullopt;
 }
 
 bool RootFs::exists(const fs::path& machine_path) const {

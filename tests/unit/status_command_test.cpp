@@ -1,7 +1,8 @@
 // `kasm-bootstrap status`: each state of a status.json the real engine wrote (executor +
 // StatusFileObserver under a temp root), read back by the real binary, with
 // cloud-init's conventions: the "status:" line, --long, -o json, the exit code per
-// state, and --wait until the run is over.
+// state, and --wait until the run is over (no timing: the run is held until the waiting
+// status has read the file).
 
 #include "test_support.hpp"
 
@@ -13,8 +14,12 @@
 #include "kasm_bootstrap/plan/state_store.hpp"
 #include "kasm_bootstrap/system/machine.hpp"
 #include "kasm_bootstrap/system/process.hpp"
+#include "kasm_bootstrap/system/unique_fd.hpp"
 
 #include <nlohmann/json.hpp>
+
+#include <sys/inotify.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -138,14 +143,30 @@ TEST_CASE("status: a live run is running, --wait returns when it ends, a dead on
     CHECK(r.exit_code == 16);
     CHECK(r.out == "status: running\n");
   }
-  // --wait: started while the run holds, answered once it ends.
+  // --wait: started while the run holds, answered once it ends. The run is released only
+  // once the waiting status has opened status.json (inotify IN_OPEN on the state dir; the
+  // run's own writes open temporary names), so it must have seen "running" and waited.
+  const kb::sys::UniqueFd watch(::inotify_init1(IN_CLOEXEC));
+  REQUIRE(watch);
+  REQUIRE(::inotify_add_watch(watch.get(), status_file.parent_path().c_str(), IN_OPEN) >= 0);
   auto waiting = std::async(std::launch::async, [&] { return w.status({"--wait"}); });
-  CHECK(waiting.wait_for(std::chrono::milliseconds(700)) == std::future_status::timeout);
+  bool opened = false;
+  alignas(inotify_event) char events[4096];
+  while (!opened) {
+    const ssize_t n = ::read(watch.get(), events, sizeof events); // blocks until an open
+    REQUIRE(n > 0);
+    for (ssize_t at = 0; at < n;) {
+      const auto* e = reinterpret_cast<const inotify_event*>(events + at);
+      if (e->len > 0 && std::string(e->name) == "status.json") opened = true;
+      at += static_cast<ssize_t>(sizeof(inotify_event) + e->len);
+    }
+  }
   release = true;
   running.get();
   const auto waited = waiting.get();
   CHECK(waited.exit_code == 0);
   CHECK(waited.out == "status: done\n");
+  CHECK(waited.err.find("waiting for the run to finish") != std::string::npos);
 
   // A status left at "running" by a process that is gone (SIGKILL): an error that says so,
   // and status itself writes nothing.
