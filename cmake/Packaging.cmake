@@ -5,8 +5,10 @@
 # Contents:
 #   /usr/bin/kasm-bootstrap                       the binary (install rule in CMakeLists.txt)
 #   /lib/systemd/system/kasm-bootstrap*.{service,timer}
-#   /usr/share/kasm-bootstrap/startup-script.sh, startup-cloud-config.yaml
-#                                                  templates for Kasm's "Startup Script" field
+#   /usr/share/kasm-bootstrap/<generation>/startup-script.sh, startup-cloud-config.yaml
+#                                                  templates for Kasm's "Startup Script" field,
+#                                                  one directory per Kasm generation
+#                                                  (kasm-1.15-1.16, kasm-1.17-1.18: cloud-init/)
 #   /usr/share/kasm-bootstrap/examples/agent.json  example configuration
 #   /usr/share/doc/kasm-bootstrap/                 README, packer README
 # postinst enables kasm-bootstrap.service, kasm-bootstrap-health.timer and
@@ -25,11 +27,15 @@ install(FILES
   DESTINATION ${KB_SYSTEMD_UNIT_DIR}
   PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
 
-install(FILES
-  ${PROJECT_SOURCE_DIR}/cloud-init/startup-script.sh
-  ${PROJECT_SOURCE_DIR}/cloud-init/startup-cloud-config.yaml
-  DESTINATION share/kasm-bootstrap
-  PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
+# One directory per Kasm generation: Kasm renders a different set of variables up to
+# 1.16 and from 1.17 (cloud-init/generate.py writes them; scripts/build-deb.sh checks them).
+foreach(generation IN ITEMS kasm-1.15-1.16 kasm-1.17-1.18)
+  install(FILES
+    ${PROJECT_SOURCE_DIR}/cloud-init/${generation}/startup-script.sh
+    ${PROJECT_SOURCE_DIR}/cloud-init/${generation}/startup-cloud-config.yaml
+    DESTINATION share/kasm-bootstrap/${generation}
+    PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
+endforeach()
 
 install(FILES ${PROJECT_SOURCE_DIR}/examples/agent.json
   DESTINATION share/kasm-bootstrap/examples

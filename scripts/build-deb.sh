@@ -3,7 +3,9 @@
 #   build/static/kasm-bootstrap_<version>_<arch>.deb, and a copy at
 #   build/static/kasm-bootstrap.deb (the default the Packer template uploads).
 # Configures and builds the static preset first when needed (scripts/build-static-deps.sh
-# for its libraries), prints `dpkg-deb --info` and `--contents`, and checks the contents.
+# for its libraries), prints `dpkg-deb --info` and `--contents`, and checks the contents
+# (among them the startup-script templates of every Kasm generation, identical to
+# cloud-init/<generation>/, which must not be stale: cloud-init/generate.py --check).
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -14,6 +16,8 @@ fail() { printf 'build-deb: FAILED: %s\n' "$*" >&2; exit 1; }
 log() { printf '[build-deb] %s\n' "$*" >&2; }
 
 cd "$repo"
+# The packaged templates are generated (cloud-init/generate.py): never package a stale copy.
+python3 cloud-init/generate.py --check || fail "cloud-init templates stale: run python3 cloud-init/generate.py"
 if [[ ! -f "$build/CPackConfig.cmake" || ! -f "$build/build.ninja" ]]; then
   log "no configured static build: building its dependencies and configuring"
   scripts/build-static-deps.sh || fail "scripts/build-static-deps.sh"
@@ -38,14 +42,23 @@ printf '\n--- dpkg-deb --contents %s\n' "$deb"
 contents="$(dpkg-deb --contents "$deb")" || fail "dpkg-deb --contents"
 printf '%s\n' "$contents"
 
-for want in ./usr/bin/kasm-bootstrap \
-  ./lib/systemd/system/kasm-bootstrap.service \
-  ./lib/systemd/system/kasm-bootstrap-health.service \
-  ./lib/systemd/system/kasm-bootstrap-health.timer \
-  ./lib/systemd/system/kasm-bootstrap-metadata-firewall.service \
-  ./usr/share/kasm-bootstrap/startup-script.sh \
-  ./usr/share/kasm-bootstrap/startup-cloud-config.yaml \
-  ./usr/share/kasm-bootstrap/examples/agent.json; do
+# The startup-script templates, one directory per Kasm generation (cloud-init/<generation>/,
+# written by cloud-init/generate.py; cmake/Packaging.cmake installs them).
+templates=()
+for t in cloud-init/kasm-*/*; do
+  [[ -f "$t" ]] && templates+=("${t#cloud-init/}")
+done
+((${#templates[@]} == 4)) ||
+  fail "expected 4 templates under cloud-init/kasm-*/ (2 generations x 2 variants), found ${#templates[@]}"
+
+wants=(./usr/bin/kasm-bootstrap
+  ./lib/systemd/system/kasm-bootstrap.service
+  ./lib/systemd/system/kasm-bootstrap-health.service
+  ./lib/systemd/system/kasm-bootstrap-health.timer
+  ./lib/systemd/system/kasm-bootstrap-metadata-firewall.service
+  ./usr/share/kasm-bootstrap/examples/agent.json)
+for t in "${templates[@]}"; do wants+=("./usr/share/kasm-bootstrap/$t"); done
+for want in "${wants[@]}"; do
   grep -qE "[[:space:]]${want//./\\.}\$" <<<"$contents" || fail "$want missing from the package"
 done
 grep -qE '^-rwxr-xr-x root/root .* \./usr/bin/kasm-bootstrap$' <<<"$contents" ||
@@ -57,7 +70,9 @@ trap 'rm -rf "$x"' EXIT
 dpkg-deb -x "$deb" "$x" || fail "dpkg-deb -x"
 "$x/usr/bin/kasm-bootstrap" --version >/dev/null || fail "the packaged binary does not run"
 file -b "$x/usr/bin/kasm-bootstrap" | grep -q 'statically linked' || fail "the packaged binary is not static"
-cmp -s "$x/usr/share/kasm-bootstrap/startup-script.sh" cloud-init/startup-script.sh ||
-  fail "packaged startup-script.sh differs from cloud-init/startup-script.sh"
+for t in "${templates[@]}"; do
+  cmp -s "$x/usr/share/kasm-bootstrap/$t" "cloud-init/$t" ||
+    fail "packaged /usr/share/kasm-bootstrap/$t differs from cloud-init/$t"
+done
 
 log "OK: $deb ($(stat -c %s "$deb") bytes), copied to $build/kasm-bootstrap.deb"

@@ -3,7 +3,7 @@
 #   scripts/test-static.sh            static deps, static build, ctest, file/ldd, empty chroot
 #   scripts/check-systemd-units.sh    systemd-analyze verify + boot ordering-cycle check
 #   scripts/check-packer.sh           packer fmt -check + validate (offline, packer 1.6.6)
-#   tests/release/test_templates.py   the Kasm startup-script templates, rendered as Kasm does
+#   tests/release/test_templates.py   the Kasm startup-script templates (every generation), rendered as Kasm does
 #   scripts/build-deb.sh              the .deb from the static build
 # Every check runs even when an earlier one fails; the summary names each failure and the
 # exit status is non-zero if any failed.

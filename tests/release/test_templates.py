@@ -1,19 +1,30 @@
 #!/usr/bin/env python3
-"""Tests for the startup-script templates in cloud-init/.
+"""Tests for the startup-script templates in cloud-init/, one pair per Kasm generation.
 
 Kasm renders the text an operator pastes into the VM Provider "Startup Script" field with
-Python's str.format(**variables). These tests render both templates exactly that way with
-hostile values (quotes, $HOME, backticks, backslashes, braces, multi-line PEM, "None"),
-then run what cloud-init would run and check that every value reaches kasm-bootstrap
-byte for byte and that the manager token never appears on a command line:
+Python's str.format(**variables), and which variables it passes depends on the release:
+up to 1.16 also nginx_cert_in and nginx_key_in, from 1.17 not. A template that names a
+variable its Kasm does not pass fails to render (KeyError), so each generation has its
+own templates (cloud-init/kasm-1.15-1.16/, cloud-init/kasm-1.17-1.18/, written by
+cloud-init/generate.py from cloud-init/*.in). For every template these tests:
 
-  * startup-script.sh: run with bash, with PATH reduced to logging wrappers around the
-    few external commands it needs and a stub in place of kasm-bootstrap/systemctl;
-  * startup-cloud-config.yaml: rendered with cloud-init's own Jinja renderer, checked with
-    `cloud-init schema --config-file`, and its write_files applied with cloud-init's own
-    module into a temp dir (skipped, with a message, when cloud-init is not installed);
-  * when the dev build exists (build/dev/kasm-bootstrap), the resulting config directory
-    is fed to `kasm-bootstrap plan --config DIR --root TMP --output json`.
+  * check it is what cloud-init/generate.py writes from its source (not stale);
+  * collect its field names with string.Formatter().parse and compare them with exactly
+    its generation's variables (a missing name, an extra one such as nginx_cert_in in a
+    1.17 template, a repeated one, or a conversion/format spec is a failure), render it
+    with exactly those variables, and check that leaving any one out raises KeyError;
+  * render it exactly that way with hostile values (quotes, $HOME, backticks,
+    backslashes, braces, multi-line PEM, "None"), then run what cloud-init would run and
+    check that every value reaches kasm-bootstrap byte for byte and that the manager
+    token never appears on a command line:
+      - startup-script.sh: run with bash, with PATH reduced to logging wrappers around
+        the few external commands it needs and a stub in place of kasm-bootstrap/systemctl;
+      - startup-cloud-config.yaml: rendered with cloud-init's own Jinja renderer, checked
+        with `cloud-init schema --config-file`, and its write_files applied with
+        cloud-init's own module into a temp dir (skipped, with a message, when cloud-init
+        is not installed);
+  * when the dev build exists (build/dev/kasm-bootstrap), feed the resulting config
+    directory to `kasm-bootstrap plan --config DIR --root TMP --output json`.
 
 Standard library only; cloud-init's modules are used through cloud-init's own Python
 interpreter in a subprocess. Nothing outside temp dirs is touched.
@@ -23,6 +34,7 @@ interpreter in a subprocess. Nothing outside temp dirs is touched.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -34,14 +46,14 @@ import sys
 import tempfile
 import textwrap
 import unittest
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-BASH_TEMPLATE = REPO / "cloud-init" / "startup-script.sh"
-CLOUD_CONFIG_TEMPLATE = REPO / "cloud-init" / "startup-cloud-config.yaml"
+CLOUD_INIT = REPO / "cloud-init"
 DEV_BINARY = Path(os.environ.get("KB_DEV_BINARY", REPO / "build" / "dev" / "kasm-bootstrap"))
 
-# The variables Kasm passes to str.format, and the config key each one feeds.
+# Every variable Kasm may pass to str.format, and the config key each one feeds.
 KEY_FOR_VARIABLE = {
     "server_id": "server_id",
     "manager_token": "manager_token",
@@ -52,6 +64,77 @@ KEY_FOR_VARIABLE = {
     "nginx_cert_in": "nginx_cert",
     "nginx_key_in": "nginx_key",
 }
+
+# Exactly the variables each Kasm generation renders (kasmtech/workspaces-autoscale-startup-
+# scripts, docker_agents/ubuntu.sh and README.md per version folder; docs/kasm-installer.md
+# section 5): six in every generation, plus the Autoscale config's Nginx Cert/Key fields up
+# to 1.16 ("In 1.17.0 the nginx_cert_in and nginx_key_in were removed"). Kept here, not
+# taken from cloud-init/generate.py, so the test states Kasm's facts on its own. ssh_key
+# (only in Kasm's Harvester/KubeVirt cloud-config.yaml) is in no set: a template that
+# named it would fail to render on the other providers.
+COMMON_VARIABLES = frozenset({"server_hostname", "server_external_fqdn", "manager_token",
+                              "upstream_auth_address", "server_id", "provider_name"})
+CERT_VARIABLES = frozenset({"nginx_cert_in", "nginx_key_in"})
+GENERATION_VARIABLES = {
+    "kasm-1.15-1.16": COMMON_VARIABLES | CERT_VARIABLES,
+    "kasm-1.17-1.18": COMMON_VARIABLES,
+}
+OLDER_TO_NEWER = ["kasm-1.15-1.16", "kasm-1.17-1.18"]
+VARIANT_FILES = {"bash": "startup-script.sh", "cloud-config": "startup-cloud-config.yaml"}
+
+
+@dataclass(frozen=True)
+class Template:
+    generation: str
+    variant: str  # "bash" | "cloud-config"
+
+    @property
+    def path(self) -> Path:
+        return CLOUD_INIT / self.generation / VARIANT_FILES[self.variant]
+
+    @property
+    def variables(self) -> frozenset[str]:
+        return GENERATION_VARIABLES[self.generation]
+
+    @property
+    def name(self) -> str:
+        return f"{self.generation}/{self.path.name}"
+
+
+TEMPLATES = [Template(g, v) for g in GENERATION_VARIABLES for v in VARIANT_FILES]
+
+
+def slug(generation: str) -> str:
+    return re.sub(r"[^0-9A-Za-z]+", "_", generation)
+
+
+def load_generator():
+    spec = importlib.util.spec_from_file_location("kb_cloud_init_generate", CLOUD_INIT / "generate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def variable_problems(text: str, expected: frozenset[str]) -> list[str]:
+    """What is wrong with the str.format fields of `text`, for a Kasm passing `expected`."""
+    try:
+        fields = [(name, conv, spec) for _, name, spec, conv in string.Formatter().parse(text)
+                  if name is not None]
+    except ValueError as e:  # a single brace str.format cannot parse
+        return [f"str.format cannot parse it: {e}"]
+    names = [name for name, _, _ in fields]
+    problems = []
+    if missing := sorted(expected - set(names)):
+        problems.append(f"missing {missing} (every value Kasm passes must reach kasm-bootstrap)")
+    if extra := sorted(set(names) - expected):
+        problems.append(f"names {extra}, which this generation's Kasm does not pass (KeyError when "
+                        f"Kasm renders it; double a literal brace)")
+    if repeated := sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"names {repeated} more than once")
+    if odd := [f for f in fields if f[1] is not None or f[2]]:
+        problems.append(f"fields with a conversion or format spec: {odd}")
+    return problems
+
 
 FAKE_PEM_CERT = (
     "-----BEGIN CERTIFICATE-----\n"
@@ -83,13 +166,19 @@ TRAILING = dict(NASTY, server_id="ends-with-newline\n", provider_name="\n\nleadi
 
 VALUE_SETS = {"nasty": NASTY, "one_line_pem": ONE_LINE_PEM, "empty": EMPTY, "trailing": TRAILING}
 
+
+def for_generation(generation: str, values: dict[str, str]) -> dict[str, str]:
+    """The values, limited to exactly what that generation's Kasm passes."""
+    return {k: v for k, v in values.items() if k in GENERATION_VARIABLES[generation]}
+
+
 # External commands startup-script.sh may run (everything else must be a bash builtin).
 ALLOWED_COMMANDS = ["cat", "mkdir", "mktemp", "mv", "rm", "chmod", "dirname"]
 
 
-def render(template_path: Path, values: dict[str, str]) -> str:
+def render(template: Template, values: dict[str, str]) -> str:
     """Exactly what Kasm does."""
-    return template_path.read_text().format(**values)
+    return template.path.read_text().format(**values)
 
 
 def expected_files(values: dict[str, str]) -> dict[str, str]:
@@ -102,39 +191,129 @@ def write_exe(path: Path, text: str) -> None:
     path.chmod(0o755)
 
 
+class Generated(unittest.TestCase):
+    """cloud-init/<generation>/* is what cloud-init/generate.py writes from cloud-init/*.in."""
+
+    def test_generated_templates_are_current(self):
+        outputs = load_generator().outputs()
+        for path, text in outputs.items():
+            with self.subTest(path=str(path.relative_to(REPO))):
+                self.assertTrue(path.is_file(), f"{path} missing: run python3 cloud-init/generate.py")
+                self.assertEqual(path.read_text(), text,
+                                 f"{path.relative_to(REPO)} is stale or edited by hand: edit its "
+                                 f"source in cloud-init/*.in, then run python3 cloud-init/generate.py")
+
+    def test_every_template_is_tested_and_every_generation_generated(self):
+        on_disk = sorted(p for p in CLOUD_INIT.glob("*/*") if p.is_file())
+        self.assertEqual(on_disk, sorted(t.path for t in TEMPLATES),
+                         "every file under cloud-init/<generation>/ must be in TEMPLATES (and so tested)")
+        self.assertEqual(sorted(load_generator().outputs()), sorted(t.path for t in TEMPLATES),
+                         "cloud-init/generate.py and this test must know the same generations")
+
+    def test_header_names_its_kasm_versions(self):
+        for t in TEMPLATES:
+            with self.subTest(template=t.name):
+                first, last = re.fullmatch(r"kasm-(\d+\.\d+)-(\d+\.\d+)", t.generation).groups()
+                header = t.path.read_text().split("\n\n", 1)[0]
+                self.assertIn(f"For Kasm Workspaces {first} and {last}", header)
+
+
+class TemplateVariables(unittest.TestCase):
+    """Each template names exactly the variables its generation's Kasm passes."""
+
+    def test_fields_are_exactly_the_generations_variables_once_each(self):
+        for t in TEMPLATES:
+            with self.subTest(template=t.name):
+                problems = variable_problems(t.path.read_text(), t.variables)
+                self.assertEqual(problems, [], f"{t.name}: " + "; ".join(problems))
+
+    def test_renders_with_exactly_the_generations_variables(self):
+        for t in TEMPLATES:
+            with self.subTest(template=t.name):
+                rendered = render(t, {v: f"<{v}>" for v in t.variables})
+                for v in KEY_FOR_VARIABLE:
+                    self.assertNotIn("{" + v + "}", rendered)
+                for v in t.variables:
+                    self.assertEqual(rendered.count(f"<{v}>"), 1, v)
+
+    def test_each_variable_left_out_raises_key_error(self):
+        for t in TEMPLATES:
+            for missing in sorted(t.variables):
+                with self.subTest(template=t.name, missing=missing):
+                    values = {v: "X" for v in t.variables - {missing}}
+                    with self.assertRaises(KeyError) as caught:
+                        render(t, values)
+                    self.assertEqual(caught.exception.args, (missing,))
+
+    def test_older_template_fails_on_newer_kasm(self):
+        # The failure the generations exist for: a 1.15-1.16 template on Kasm 1.17+.
+        for t in TEMPLATES:
+            for newer in OLDER_TO_NEWER[OLDER_TO_NEWER.index(t.generation) + 1:]:
+                gone = t.variables - GENERATION_VARIABLES[newer]
+                if not gone:
+                    continue
+                with self.subTest(template=t.name, kasm=newer):
+                    with self.assertRaises(KeyError) as caught:
+                        render(t, {v: "X" for v in GENERATION_VARIABLES[newer]})
+                    self.assertIn(caught.exception.args[0], gone)
+
+    def test_newer_template_renders_on_older_kasm(self):
+        # str.format ignores keyword arguments a template does not name: the header's
+        # claim that a 1.17-1.18 file also renders on 1.15/1.16 (without their cert fields).
+        for t in TEMPLATES:
+            for older in OLDER_TO_NEWER[:OLDER_TO_NEWER.index(t.generation)]:
+                with self.subTest(template=t.name, kasm=older):
+                    self.assertEqual(render(t, {v: "X" for v in GENERATION_VARIABLES[older]}),
+                                     render(t, {v: "X" for v in t.variables}))
+
+    def test_checker_catches_planted_mistakes(self):
+        # variable_problems itself, on the mistakes it exists for.
+        t = Template("kasm-1.17-1.18", "bash")
+        text = t.path.read_text()
+        cases = {
+            "cert variable left in a 1.17 template": text + "\n{nginx_cert_in}\n",
+            "ssh_key named": text + "\n{ssh_key}\n",
+            "variable dropped": text.replace("{server_id}", "server_id"),
+            "variable twice": text + "\n{manager_token}\n",
+            "format spec": text.replace("{server_id}", "{server_id!r}"),
+            "single brace": text + "\n}\n",
+            "positional field": text + "\n{}\n",
+        }
+        for name, planted in cases.items():
+            with self.subTest(mistake=name):
+                self.assertNotEqual(variable_problems(planted, t.variables), [])
+
+
 class TemplateSyntax(unittest.TestCase):
-    def test_only_the_eight_variables_and_each_exactly_once(self):
-        for template in (BASH_TEMPLATE, CLOUD_CONFIG_TEMPLATE):
-            with self.subTest(template=template.name):
-                fields = [f for _, f, _, _ in string.Formatter().parse(template.read_text()) if f is not None]
-                self.assertEqual(sorted(fields), sorted(KEY_FOR_VARIABLE),
-                                 f"{template.name}: single-brace fields must be exactly Kasm's eight "
-                                 f"variables, once each (double every literal brace)")
-
-    def test_renders_without_leftover_placeholders(self):
-        for template in (BASH_TEMPLATE, CLOUD_CONFIG_TEMPLATE):
-            with self.subTest(template=template.name):
-                rendered = render(template, {v: "X" for v in KEY_FOR_VARIABLE})
-                for var in KEY_FOR_VARIABLE:
-                    self.assertNotIn("{" + var + "}", rendered)
-
     def test_rendered_bash_parses(self):
-        for name, values in VALUE_SETS.items():
-            with self.subTest(values=name):
-                proc = subprocess.run(["bash", "-n"], input=render(BASH_TEMPLATE, values),
-                                      text=True, capture_output=True)
-                self.assertEqual(proc.returncode, 0, proc.stderr)
+        for t in (t for t in TEMPLATES if t.variant == "bash"):
+            for name, values in VALUE_SETS.items():
+                with self.subTest(template=t.name, values=name):
+                    proc = subprocess.run(["bash", "-n"], input=render(t, for_generation(t.generation, values)),
+                                          text=True, capture_output=True)
+                    self.assertEqual(proc.returncode, 0, proc.stderr)
 
     def test_rendered_bash_passes_shellcheck(self):
         if not shutil.which("shellcheck"):
             self.skipTest("shellcheck not installed (apt-get install shellcheck): skipping lint of the rendered script")
-        proc = subprocess.run(["shellcheck", "-s", "bash", "-"], input=render(BASH_TEMPLATE, NASTY),
-                              text=True, capture_output=True)
-        self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+        for t in (t for t in TEMPLATES if t.variant == "bash"):
+            with self.subTest(template=t.name):
+                proc = subprocess.run(["shellcheck", "-s", "bash", "-"],
+                                      input=render(t, for_generation(t.generation, NASTY)),
+                                      text=True, capture_output=True)
+                self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
 
 
-class BashVariant(unittest.TestCase):
-    """Runs the rendered bash script with stubs; nothing outside a temp dir is touched."""
+class BashChecks:
+    """Runs the rendered bash script with stubs; nothing outside a temp dir is touched.
+
+    Mixed into one TestCase per generation (below); `generation` names it."""
+
+    generation: str
+
+    @property
+    def template(self) -> Template:
+        return Template(self.generation, "bash")
 
     def setUp(self):
         self.tmp = Path(tempfile.mkdtemp(prefix="kb-template-test-"))
@@ -169,7 +348,7 @@ class BashVariant(unittest.TestCase):
 
     def run_script(self, values, mode="direct"):
         script = self.tmp / "part-001"
-        script.write_text(render(BASH_TEMPLATE, values))
+        script.write_text(render(self.template, values))
         script.chmod(0o700)
         config_dir = self.tmp / "run" / "kasm-bootstrap" / "config.d"
         env = {
@@ -196,7 +375,8 @@ class BashVariant(unittest.TestCase):
     def check_no_secret_on_argv(self, values):
         secrets = [values["manager_token"].encode()]
         # Every substantial line of the private key, too.
-        secrets += [line.encode() for line in values["nginx_key_in"].splitlines() if len(line.strip()) >= 8]
+        secrets += [line.encode() for line in values.get("nginx_key_in", "").splitlines()
+                    if len(line.strip()) >= 8]
         records = self.argv_records()
         self.assertTrue(records, "no command was logged: the wrappers did not run")
         for rec in records:
@@ -206,7 +386,7 @@ class BashVariant(unittest.TestCase):
                     self.assertNotIn(secret, joined, f"secret on a command line: {rec!r}")
 
     def test_values_arrive_byte_for_byte_direct(self):
-        for name, values in VALUE_SETS.items():
+        for name, values in self.value_sets().items():
             with self.subTest(values=name):
                 self.setUp_clean()
                 config_dir, _ = self.run_script(values, mode="direct")
@@ -231,20 +411,25 @@ class BashVariant(unittest.TestCase):
                     self.assertNotIn(values["manager_token"].encode(), env, "token in the environment")
                 self.assertNotIn(b"KB_USERDATA_", env, "test hooks leaked into kasm-bootstrap's environment")
 
+    def value_sets(self) -> dict[str, dict[str, str]]:
+        return {name: for_generation(self.generation, v) for name, v in VALUE_SETS.items()}
+
     def test_service_mode_starts_unit_without_blocking(self):
-        config_dir, proc = self.run_script(NASTY, mode="service")
+        nasty = for_generation(self.generation, NASTY)
+        config_dir, proc = self.run_script(nasty, mode="service")
         calls = [r[1:] for r in self.argv_records() if r[0].endswith(b"/systemctl")]
         self.assertEqual(calls, [[b"start", b"--no-block", b"kasm-bootstrap.service"]],
                          "must start the unit with --no-block (a blocking start deadlocks cloud-final)")
         self.assertFalse(self.capture.exists(), "service mode must not run the binary itself")
-        self.assertEqual(self.read_dir(config_dir), expected_files(NASTY))
-        self.check_no_secret_on_argv(NASTY)
-        self.assertNotIn(NASTY["manager_token"], proc.stdout + proc.stderr)
+        self.assertEqual(self.read_dir(config_dir), expected_files(nasty))
+        self.check_no_secret_on_argv(nasty)
+        self.assertNotIn(nasty["manager_token"], proc.stdout + proc.stderr)
 
     def test_rerun_replaces_previous_values(self):
-        self.run_script(NASTY, mode="service")
-        config_dir, _ = self.run_script(ONE_LINE_PEM, mode="service")
-        self.assertEqual(self.read_dir(config_dir), expected_files(ONE_LINE_PEM))
+        self.run_script(for_generation(self.generation, NASTY), mode="service")
+        second = for_generation(self.generation, ONE_LINE_PEM)
+        config_dir, _ = self.run_script(second, mode="service")
+        self.assertEqual(self.read_dir(config_dir), expected_files(second))
 
     def setUp_clean(self):
         for p in (self.capture, self.tmp / "run", self.argv_log):
@@ -291,7 +476,15 @@ json.dump({k: cfg[k] for k in cfg if k != "write_files"}, open(os.path.join(outd
 '''
 
 
-class CloudConfigVariant(unittest.TestCase):
+class CloudConfigChecks:
+    """Mixed into one TestCase per generation (below); `generation` names it."""
+
+    generation: str
+
+    @property
+    def template(self) -> Template:
+        return Template(self.generation, "cloud-config")
+
     def setUp(self):
         self.python = cloud_init_python()
         if not self.python:
@@ -304,7 +497,7 @@ class CloudConfigVariant(unittest.TestCase):
         out = self.tmp / name
         out.mkdir()
         src = out / "user-data.txt"
-        src.write_text(render(CLOUD_CONFIG_TEMPLATE, values))
+        src.write_text(render(self.template, values))
         helper = self.tmp / "helper.py"
         helper.write_text(CLOUD_INIT_HELPER)
         proc = subprocess.run([self.python, str(helper), str(src), str(out)], capture_output=True, text=True)
@@ -312,7 +505,7 @@ class CloudConfigVariant(unittest.TestCase):
         return out
 
     def test_schema_valid(self):
-        out = self.apply(NASTY)
+        out = self.apply(for_generation(self.generation, NASTY))
         proc = subprocess.run(["cloud-init", "schema", "--config-file", str(out / "rendered.yaml")],
                               capture_output=True, text=True)
         self.assertEqual(proc.returncode, 0, f"cloud-init schema rejected the rendered config:\n"
@@ -321,6 +514,7 @@ class CloudConfigVariant(unittest.TestCase):
 
     def test_values_arrive_byte_for_byte(self):
         for name, values in VALUE_SETS.items():
+            values = for_generation(self.generation, values)
             with self.subTest(values=name):
                 out = self.apply(values, name)
                 d = out / "root" / "run" / "kasm-bootstrap" / "config.d"
@@ -340,9 +534,13 @@ class CloudConfigVariant(unittest.TestCase):
 
     def test_documented_limit_carriage_return(self):
         # Documented in the template: Jinja's indent filter splits lines on \r too.
-        out = self.apply(dict(NASTY, nginx_key_in="a\r\nb"))
-        got = (out / "root" / "run" / "kasm-bootstrap" / "config.d" / "nginx_key").read_text()
-        self.assertEqual(got, "a\nb\n")
+        for var in ("server_hostname", "nginx_key_in"):
+            if var not in GENERATION_VARIABLES[self.generation]:
+                continue
+            with self.subTest(variable=var):
+                out = self.apply(for_generation(self.generation, dict(NASTY, **{var: "a\r\nb"})), var)
+                got = (out / "root" / "run" / "kasm-bootstrap" / "config.d" / KEY_FOR_VARIABLE[var]).read_text()
+                self.assertEqual(got, "a\nb\n")
 
 
 def make_test_pem(tmp: Path) -> tuple[str, str] | None:
@@ -369,8 +567,12 @@ def find_key(doc, key):
             yield from find_key(v, key)
 
 
-class RealBinary(unittest.TestCase):
-    """The rendered values, through each template, into the real `kasm-bootstrap plan`."""
+class RealBinaryChecks:
+    """The rendered values, through each template, into the real `kasm-bootstrap plan`.
+
+    Mixed into one TestCase per generation (below); `generation` names it."""
+
+    generation: str
 
     def setUp(self):
         if not (DEV_BINARY.is_file() and os.access(DEV_BINARY, os.X_OK)):
@@ -379,7 +581,7 @@ class RealBinary(unittest.TestCase):
         self.tmp = Path(tempfile.mkdtemp(prefix="kb-template-real-"))
         self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
         self.pem = make_test_pem(self.tmp)
-        self.values = {
+        self.values = for_generation(self.generation, {
             "server_id": "3fa2c6e4-9b1d-4f7e-8a55-0c6d2e1f9a10",
             "manager_token": "tok'en\"$USER`id`\\x{}{{ }}%s-0123456789",
             "upstream_auth_address": "kasm-manager.example.com",
@@ -388,45 +590,81 @@ class RealBinary(unittest.TestCase):
             "server_external_fqdn": "None",
             "nginx_cert_in": self.pem[0] if self.pem else "",
             "nginx_key_in": self.pem[1] if self.pem else "",
-        }
+        })
+        self.passes_cert = "nginx_cert_in" in self.values
+
+    def config_dir_from(self, variant: str, values) -> tuple[Path, object]:
+        """Runs the variant's template; returns the config directory and the helper to clean up."""
+        if variant == "bash":
+            helper = BASH_CLASSES[self.generation]("test_service_mode_starts_unit_without_blocking")
+            helper.setUp()
+            return helper.run_script(values, mode="service")[0], helper
+        helper = CLOUD_CONFIG_CLASSES[self.generation]("test_schema_valid")
+        helper.setUp()  # skips without cloud-init
+        return helper.apply(values) / "root" / "run" / "kasm-bootstrap" / "config.d", helper
 
     def test_plan_sees_values_from_bash_variant(self):
-        bash = BashVariant("test_service_mode_starts_unit_without_blocking")
-        bash.setUp()
+        config_dir, helper = self.config_dir_from("bash", self.values)
         try:
-            config_dir, _ = bash.run_script(self.values, mode="service")
             self.check_plan(config_dir)
         finally:
-            bash.doCleanups()
+            helper.doCleanups()
 
     def test_plan_sees_values_from_cloud_config_variant(self):
-        cc = CloudConfigVariant("test_schema_valid")
-        cc.setUp()  # skips without cloud-init
+        config_dir, helper = self.config_dir_from("cloud-config", self.values)
         try:
-            out = cc.apply(self.values)
-            self.check_plan(out / "root" / "run" / "kasm-bootstrap" / "config.d")
+            self.check_plan(config_dir)
         finally:
-            cc.doCleanups()
+            helper.doCleanups()
 
-    def check_plan(self, config_dir: Path):
+    def test_certificate_pair_in_the_image_defaults(self):
+        # Where the user-data carries no pair (1.17+: Kasm passes none), a pair in the image
+        # defaults is the agent's certificate, as the template's header says; where it does
+        # (up to 1.16), the pair Kasm rendered wins over the image's, key by key.
+        image_dir = self.tmp / "image-pem"
+        image_dir.mkdir()
+        image_pem = make_test_pem(image_dir)
+        if not (self.pem and image_pem):
+            self.skipTest("openssl not available to make test certificates")
+        for variant in VARIANT_FILES:
+            with self.subTest(variant=variant):
+                config_dir, helper = self.config_dir_from(variant, self.values)
+                try:
+                    doc = self.check_plan(config_dir, image_pair=image_pem)
+                    config, origins = doc["config"], doc.get("origins") or {}
+                    want, origin = (self.pem, str(config_dir)) if self.passes_cert else \
+                        (image_pem, "/etc/kasm-bootstrap/config.json")
+                    self.assertEqual((config.get("nginx_cert") or "").strip(), want[0].strip())
+                    self.assertEqual(config.get("nginx_key"), "****", "nginx_key not redacted")
+                    if isinstance(origins, dict):
+                        for key in ("nginx_cert", "nginx_key"):
+                            self.assertIn(origin, str(origins.get(key)), f"origin of {key}")
+                finally:
+                    helper.doCleanups()
+
+    def check_plan(self, config_dir: Path, image_pair: tuple[str, str] | None = None):
         values, pem = self.values, self.pem
         # The image defaults the AMI build writes (packer/), read under --root.
         root = self.tmp / "root"
         shutil.rmtree(root, ignore_errors=True)
         (root / "etc" / "kasm-bootstrap").mkdir(parents=True)
-        (root / "etc" / "kasm-bootstrap" / "config.json").write_text(json.dumps({
+        defaults = {
             "release_url": "https://kasm-static-content.s3.amazonaws.com/kasm_release_1.16.1.tar.gz",
             "release_sha256": "0" * 64,
             "cache_dir": "/var/cache/kasm-bootstrap",
             "swap_size": "auto",
-        }))
+        }
+        if image_pair:
+            defaults.update(nginx_cert=image_pair[0], nginx_key=image_pair[1])
+        (root / "etc" / "kasm-bootstrap" / "config.json").write_text(json.dumps(defaults))
         env = {k: v for k, v in os.environ.items() if not k.startswith("KASM_BOOTSTRAP_")}
         proc = subprocess.run([str(DEV_BINARY), "plan", "--config", str(config_dir), "--root", str(root),
                                "--output", "json"], capture_output=True, text=True, env=env, timeout=120)
         out = proc.stdout + proc.stderr
         self.assertNotIn(values["manager_token"], out, "manager token printed by kasm-bootstrap plan")
-        if pem:
-            self.assertNotIn(pem[1].splitlines()[1], out, "private key printed by kasm-bootstrap plan")
+        for key_pem in (pem, image_pair):
+            if key_pem:
+                self.assertNotIn(key_pem[1].splitlines()[1], out, "private key printed by kasm-bootstrap plan")
         try:
             doc = json.loads(proc.stdout)
         except json.JSONDecodeError as e:
@@ -435,19 +673,40 @@ class RealBinary(unittest.TestCase):
         config = doc.get("config") if isinstance(doc.get("config"), dict) else None
         if config is None:  # no "config" object: look for the keys anywhere
             config = {k: next(iter(find_key(doc, k)), None) for k in KEY_FOR_VARIABLE.values()}
+            doc = dict(doc, config=config)
         self.assertEqual(config.get("manager_token"), "****", f"manager_token not redacted:\n{proc.stdout}")
         self.assertEqual(config.get("server_id"), values["server_id"])
         self.assertEqual(config.get("manager_address"), values["upstream_auth_address"])
         self.assertEqual(config.get("provider"), values["provider_name"])
         self.assertEqual(config.get("server_hostname"), values["server_hostname"])
         self.assertIn(config.get("external_fqdn"), ("", None), "external_fqdn 'None' must mean unset")
-        if pem:
+        if pem and self.passes_cert:  # the user-data's pair
             self.assertIn("-----BEGIN CERTIFICATE-----", config.get("nginx_cert") or "")
             self.assertEqual(config.get("nginx_key"), "****", "nginx_key not redacted")
+        elif not image_pair:
+            self.assertIn(config.get("nginx_cert"), ("", None),
+                          f"{self.generation}: no certificate in the user-data, none expected")
         origins = doc.get("origins")
         if isinstance(origins, dict):  # each rendered value came from the directory
             for key in ("server_id", "manager_address", "provider"):
                 self.assertIn(str(config_dir), str(origins.get(key)), f"origin of {key}")
+        return doc
+
+
+# One TestCase class per generation and check family, named after the generation
+# (BashVariant_kasm_1_17_1_18 ...), so `-v` shows which template a failure is about.
+BASH_CLASSES: dict[str, type] = {}
+CLOUD_CONFIG_CLASSES: dict[str, type] = {}
+for _generation in GENERATION_VARIABLES:
+    for _family, _mixin, _registry in (("BashVariant", BashChecks, BASH_CLASSES),
+                                       ("CloudConfigVariant", CloudConfigChecks, CLOUD_CONFIG_CLASSES),
+                                       ("RealBinary", RealBinaryChecks, None)):
+        _name = f"{_family}_{slug(_generation)}"
+        _cls = type(_name, (_mixin, unittest.TestCase), {"generation": _generation, "__module__": __name__})
+        globals()[_name] = _cls
+        if _registry is not None:
+            _registry[_generation] = _cls
+del _generation, _family, _mixin, _registry, _name, _cls
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
