@@ -25,6 +25,9 @@ test_pkgs=(
   wget time
   # Docker tests: a real Docker Engine and the static busybox of the offline test image
   docker.io busybox-static
+  # the fake Kasm release's bin/start runs `docker compose`: tests/fakes/bin/docker maps it
+  # to Debian's compose 1.29
+  docker-compose
   # startup bench (bench/startup.py): the stock bash script's fuser lock wait
   psmisc
   # fuzz targets (scripts/fuzz.sh): clang 14 and its libFuzzer/sanitizer runtimes

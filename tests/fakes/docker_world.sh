@@ -6,7 +6,8 @@
 #   docker_world.sh start WORLD_DIR [--netns NS]
 #                                     start (or find running) dockerd, import the image;
 #                                     prints "SOCKET <path>", "IMAGE <name>",
-#                                     "DOCKER <cli>", "DRIVER <storage driver>"
+#                                     "DOCKER <cli>", "DRIVER <storage driver>", "PID <dockerd>",
+#                                     and one "KASM_IMAGE <name>" line per fake Kasm image
 #                                     --netns NS: dockerd runs inside network namespace NS
 #                                     (`ip netns add` made; nsenter) as on a real agent: iptables on, the
 #                                     default bridge, so DOCKER-USER exists there and
@@ -25,6 +26,17 @@ DOCKER=${KB_DOCKER_CLI:-/usr/bin/docker}   # Debian's 20.10 CLI, matching the en
 DOCKERD=${KB_DOCKERD:-/usr/sbin/dockerd}
 CACHE=${KB_DOCKER_CACHE:-/var/tmp/kb-docker-world-cache}
 IMAGE=kb-test/nginx-busybox:1
+# The images the fake release's compose file names (kasmweb/agent:V, kasmweb/proxy:V, as
+# Kasm's docker-compose-agent.yaml does; docs/kasm-installer.md "The agent's containers"),
+# made from the same offline rootfs since no registry is reachable. Agent: a long sleep;
+# proxy: Debian's nginx in the foreground (its nginx.conf includes conf.d/*.conf, where the
+# compose file mounts the release's conf/nginx). Both first read the fake installer's
+# KASM_FAKE_EXITING marker (conf/nginx/.kasm-fake-exiting, mounted at /etc/nginx/conf.d in
+# both containers) and exit 1 at once when it names them; restart: always restarts them.
+KASM_VERSIONS="1.15.0 1.16.0 1.17.0 1.18.0"
+MARKER=/etc/nginx/conf.d/.kasm-fake-exiting
+AGENT_CMD='CMD ["/bin/sh","-c","if [ \"$(cat '$MARKER' 2>/dev/null)\" = kasm_agent ]; then echo KASM_FAKE_EXITING: kasm_agent exits >&2; exit 1; fi; exec sleep 1000000"]'
+PROXY_CMD='CMD ["/bin/sh","-c","if [ \"$(cat '$MARKER' 2>/dev/null)\" = kasm_proxy ]; then echo KASM_FAKE_EXITING: kasm_proxy exits >&2; exit 1; fi; exec /usr/sbin/nginx -g \"daemon off;\""]'
 # Renamed whenever the image's content changes, so an old cached tarball is not reused
 # (v2: busybox's wget and timeout applets, for the metadata-firewall e2e test).
 TARBALL_NAME=rootfs-v2.tar
@@ -160,11 +172,28 @@ cmd_start() {
   if ! "${dk[@]}" image inspect "$IMAGE" >/dev/null 2>&1; then
     "${dk[@]}" import --change 'CMD ["/usr/sbin/nginx","-g","daemon off;"]' "$CACHE/$TARBALL_NAME" "$IMAGE" >/dev/null
   fi
+  local kind v first
+  for kind in agent proxy; do
+    first=""
+    for v in $KASM_VERSIONS; do
+      if ! "${dk[@]}" image inspect "kasmweb/$kind:$v" >/dev/null 2>&1; then
+        if [[ -z "$first" ]]; then
+          local change=$AGENT_CMD
+          [[ $kind == proxy ]] && change=$PROXY_CMD
+          "${dk[@]}" import --change "$change" "$CACHE/$TARBALL_NAME" "kasmweb/$kind:$v" >/dev/null
+        else
+          "${dk[@]}" tag "$first" "kasmweb/$kind:$v"
+        fi
+      fi
+      first=${first:-kasmweb/$kind:$v}
+    done
+  done
   echo "SOCKET $(socket_of "$dir")"
   echo "IMAGE $IMAGE"
   echo "DOCKER $DOCKER"
   echo "DRIVER $driver"
   echo "PID $(pid_of "$dir")"
+  for v in $KASM_VERSIONS; do echo "KASM_IMAGE kasmweb/agent:$v"; echo "KASM_IMAGE kasmweb/proxy:$v"; done
 }
 
 cmd_stop() {

@@ -1,8 +1,15 @@
 #!/usr/bin/env python3
-"""Builds a fake Kasm release tarball (kasm_release/ with the fake install.sh) for tests,
-optionally with a hostile entry.
+"""Builds a fake Kasm release tarball for tests, optionally with a hostile entry.
 
   make_release.py --out FILE.tar.gz [--version 1.15.0] [--pad BYTES] [--evil KIND] [--special]
+                  [--service-images FILE]
+
+The tarball holds kasm_release/ as tests/fakes/kasm_release/ has it, laid out and versioned
+the way Kasm's release is (docs/kasm-installer.md §2, §3, §5): the version only in the
+KASM_VERSION="V" lines of install.sh, bin/start, bin/stop, bin/utils/pull and in the compose
+file (images kasmweb/agent:V, kasmweb/proxy:V, /opt/kasm/V paths); the agent configuration
+template at conf/app/agent.app.config.yaml up to 1.16 and conf/app/agent/agent.app.config.yaml
+from 1.17. Nothing else carries the version.
 
 KIND: dotdot          an entry kasm_release/../../evil.txt
       abs-path        an entry named --abs-name (absolute)
@@ -16,7 +23,13 @@ KIND: dotdot          an entry kasm_release/../../evil.txt
   kasm_release/bin/suid (mode 04755), kasm_release/bin/sgid (mode 02755), a hard link
   kasm_release/bin/hard to kasm_release/install.sh, and a symlink kasm_release/conf/top
   -> ../.. (the top of the tree itself, not above it).
-Prints the SHA-256 of the tarball on stdout.
+Every release has one legitimate relative symlink, kasm_release/LICENSE.txt ->
+licenses/LICENSE.txt.
+--service-images FILE also writes an offline service-images tarball for install.sh -s in
+the layout load_service_images reads (service_images/images.txt naming kasmweb/agent:V and
+kasmweb/proxy:V, service_images/kasmweb_agent_V.tar ...). The .tar files are placeholders,
+not loadable images: use it with KASM_FAKE_DOCKER=none, or docker save real ones.
+Prints the SHA-256 of the release tarball on stdout.
 """
 import argparse
 import hashlib
@@ -26,6 +39,48 @@ import random
 import tarfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+SCRIPTS = ("install.sh", "bin/start", "bin/stop", "bin/utils/pull")
+VERSION_LINE = b'\nKASM_VERSION="1.15.0"\n'
+
+
+def version_tuple(v):
+    return tuple(int(x) if x.isdigit() else 0 for x in v.split(".")[:3])
+
+
+def release_files(version):
+    """(name under kasm_release/, bytes, mode) for every file of the fake release."""
+    src = os.path.join(HERE, "kasm_release")
+    out = []
+    for dirpath, dirnames, filenames in os.walk(src):
+        dirnames.sort()
+        for fn in sorted(filenames):
+            path = os.path.join(dirpath, fn)
+            name = os.path.relpath(path, src)
+            with open(path, "rb") as f:
+                data = f.read()
+            mode = 0o644
+            if name in SCRIPTS:
+                # Kasm's scripts each hard-code KASM_VERSION="V" at the start of a line
+                # (docs/kasm-installer.md §3, §5); the product reads install.sh's.
+                assert VERSION_LINE in data, name + " lost its KASM_VERSION line"
+                data = data.replace(VERSION_LINE, b'\nKASM_VERSION="' + version.encode() + b'"\n', 1)
+                mode = 0o755
+            data = data.replace(b"@KASM_VERSION@", version.encode())
+            if name == "conf/app/agent.app.config.yaml" and version_tuple(version) >= (1, 17, 0):
+                name = "conf/app/agent/agent.app.config.yaml"  # docs/kasm-installer.md §5
+            out.append((name, data, mode))
+    return out
+
+
+def write_service_images(out, version):
+    with tarfile.open(out, "w:gz", format=tarfile.PAX_FORMAT) as tar:
+        images = ["kasmweb/agent:" + version, "kasmweb/proxy:" + version]
+        add_bytes(tar, "service_images/images.txt", ("\n".join(images) + "\n").encode())
+        for image in images:
+            fn = image.replace("/", "_").replace(":", "_") + ".tar"
+            add_bytes(tar, "service_images/" + fn, b"placeholder, not an image\n")
 
 
 def add_bytes(tar, name, data, mode=0o644):
@@ -53,23 +108,17 @@ def main():
     p.add_argument("--evil", default="")
     p.add_argument("--abs-name", default="/tmp/kb-evil-abs.txt")
     p.add_argument("--special", action="store_true")
+    p.add_argument("--service-images", default="")
     a = p.parse_args()
     with tarfile.open(a.out, "w:gz", format=tarfile.PAX_FORMAT) as tar:
         dirinfo = tarfile.TarInfo("kasm_release")
         dirinfo.type = tarfile.DIRTYPE
         dirinfo.mode = 0o755
         tar.addfile(dirinfo)
-        with open(os.path.join(HERE, "kasm_release", "install.sh"), "rb") as f:
-            script = f.read()
-        # The version lives in install.sh's KASM_VERSION="..." line, as in Kasm's own.
-        version_line = b'\nKASM_VERSION="1.15.0"\n'
-        assert version_line in script, "the fake install.sh lost its KASM_VERSION line"
-        script = script.replace(version_line, b'\nKASM_VERSION="' + a.version.encode() + b'"\n', 1)
-        add_bytes(tar, "kasm_release/install.sh", script, 0o755)
-        add_bytes(tar, "kasm_release/VERSION", (a.version + "\n").encode())
-        add_bytes(tar, "kasm_release/conf/app/agent.app.config.yaml.template", b"agent: {}\n")
+        for name, data, mode in release_files(a.version):
+            add_bytes(tar, "kasm_release/" + name, data, mode)
         # A legitimate relative symlink, as real releases may carry.
-        add_link(tar, "kasm_release/RELEASE", "VERSION")
+        add_link(tar, "kasm_release/LICENSE.txt", "licenses/LICENSE.txt")
         if a.pad:
             # Incompressible, so the archive really is about this big.
             rnd = random.Random(42)
@@ -98,6 +147,8 @@ def main():
             add_bytes(tar, "kasm_release/link/evil.txt", b"through a symlink\n")
         elif a.evil:
             raise SystemExit("unknown --evil " + a.evil)
+    if a.service_images:
+        write_service_images(a.service_images, a.version)
     with open(a.out, "rb") as f:
         print(hashlib.sha256(f.read()).hexdigest())
 

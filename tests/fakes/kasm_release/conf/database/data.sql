@@ -1,0 +1,1 @@
+-- Fake release: an empty stand-in for Kasm's conf/database/data.sql (copied by install.sh 1.16.0).
