@@ -10,6 +10,7 @@ namespace {
 const std::array kKeys = {
     KeySpec{"server_id", &Config::server_id, "Kasm server id of this agent ({server_id})"},
     KeySpec{"manager_address", &Config::manager_address, "manager host or IP: the Zone's Upstream Auth Address"},
+    KeySpec{"manager_port", &Config::manager_port, "port of the manager's API (agent config manager.public_port)"},
     KeySpec{"manager_token", &Config::manager_token, "manager token (secret: file, stdin or environment only)"},
     KeySpec{"provider", &Config::provider, "VM provider name passed to the installer ({provider_name})"},
     KeySpec{"server_hostname", &Config::server_hostname, "host name Kasm gave this server"},
@@ -32,6 +33,9 @@ const std::array kKeys = {
     KeySpec{"lock_timeout_seconds", &Config::lock_timeout_seconds, "how long to wait for apt/dpkg locks"},
     KeySpec{"install_timeout_seconds", &Config::install_timeout_seconds, "deadline for install.sh"},
     KeySpec{"service_images", &Config::service_images, "offline service images tarball for install.sh -s (prebake)"},
+    KeySpec{"proxy_port", &Config::proxy_port, "port kasm_proxy listens on (install.sh -L)"},
+    KeySpec{"start_timeout_seconds", &Config::start_timeout_seconds,
+            "deadline for the release's bin/start (docker compose up)"},
     KeySpec{"nginx_cert", &Config::nginx_cert, "nginx certificate PEM; blank keeps the self-signed one"},
     KeySpec{"nginx_key", &Config::nginx_key, "nginx private key PEM (secret: file, stdin or environment only)"},
     KeySpec{"generate_self_signed", &Config::generate_self_signed, "make this instance its own certificate"},

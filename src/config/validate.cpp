@@ -214,8 +214,12 @@ void validate(LoadedConfig& loaded, Purpose purpose) {
   for (const auto& spec : keys()) {
     if (spec.type() != KeyType::kInteger) continue;
     const auto value = c.*std::get<std::int64_t Config::*>(spec.field);
-    if (value <= 0 || value > std::int64_t{7} * 24 * 3600)
+    if (spec.name.ends_with("_port")) {
+      if (value <= 0 || value > 65535)
+        check.problem(spec.name, "must be a TCP port between 1 and 65535, got " + std::to_string(value));
+    } else if (value <= 0 || value > std::int64_t{7} * 24 * 3600) {
       check.problem(spec.name, "must be between 1 and 604800 seconds, got " + std::to_string(value));
+    }
   }
 
   const bool has_cert = !c.nginx_cert.empty();

@@ -45,12 +45,20 @@ std::optional<std::string> scalar(const YAML::Node& section, const char* key) {
 
 void check_agent_config(std::string_view text, const std::string& where) { load(text, where); }
 
+std::string registration_keys() {
+  return "agent.server_id, agent.public_hostname, agent.provider, agent.public_port, manager.hostnames, "
+         "manager.token, manager.public_port";
+}
+
 bool agent_config_matches(std::string_view text, const AgentRegistration& r, const std::string& where) {
   const YAML::Node doc = load(text, where);
   const YAML::Node agent = doc["agent"];
   const YAML::Node manager = doc["manager"];
   if (scalar(agent, "server_id") != r.server_id || scalar(agent, "public_hostname") != r.public_hostname ||
-      scalar(agent, "provider") != r.provider)
+      (!r.provider.empty() && scalar(agent, "provider") != r.provider))
+    return false;
+  if (scalar(agent, "public_port") != std::to_string(r.agent_public_port) ||
+      scalar(manager, "public_port") != std::to_string(r.manager_public_port))
     return false;
   if (!r.manager_token || scalar(manager, "token") != r.manager_token->reveal()) return false;
   const auto hosts = manager["hostnames"];
@@ -66,7 +74,11 @@ std::string rewrite_agent_config(std::string_view text, const AgentRegistration&
   YAML::Node doc = load(text, where);
   doc["agent"]["server_id"] = r.server_id;
   doc["agent"]["public_hostname"] = r.public_hostname;
-  doc["agent"]["provider"] = r.provider;
+  if (!r.provider.empty()) doc["agent"]["provider"] = r.provider;
+  // install.sh -L rewrites every public_port line, the manager's too (docs/kasm-installer.md
+  // §2); the manager's port is its own here.
+  doc["agent"]["public_port"] = r.agent_public_port;
+  doc["manager"]["public_port"] = r.manager_public_port;
   YAML::Node hosts(YAML::NodeType::Sequence);
   for (const auto& h : r.manager_hostnames)
     hosts.push_back(h);
@@ -78,16 +90,14 @@ std::string rewrite_agent_config(std::string_view text, const AgentRegistration&
   return std::string(out.c_str()) + "\n";
 }
 
-void rewrite_agent_config_file(const sys::RootFs& fs, const std::string& machine_path, const AgentRegistration& r) {
+void rewrite_agent_config_file(const sys::RootFs& fs, const std::string& machine_path, const AgentRegistration& r,
+                               sys::FileOwner owner) {
   const auto text = fs.read_file(machine_path, 4u << 20);
-  if (!text) throw Error(ExitCode::kInstall, machine_path + " does not exist; the baked install is incomplete");
-  const auto st = fs.stat(machine_path);
-  if (!st)
-    throw Error(ExitCode::kInstall,
-                "cannot stat " + fs.host_path(machine_path).string() + ": " + util::errno_text(errno));
+  if (!text) throw Error(ExitCode::kInstall, machine_path + " does not exist; the installed release is incomplete");
   const auto updated = rewrite_agent_config(*text, r, machine_path);
-  // The agent reads this file as user kasm: keep the installer's mode and owner.
-  fs.write_file_atomic(machine_path, updated, st->st_mode & 07777, sys::FileOwner{st->st_uid, st->st_gid});
+  // The agent runs as root in its container and reads the file through the install dir
+  // mount; nobody else needs the token in it.
+  fs.write_file_atomic(machine_path, updated, 0600, owner);
 }
 
 } // namespace kb::kasm

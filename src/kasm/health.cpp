@@ -48,10 +48,16 @@ nlohmann::json to_json(const HealthReport& report) {
   return {{"healthy", report.healthy()}, {"checks", checks}};
 }
 
-std::string manager_health_url(std::string_view manager_address) {
+std::string manager_host_port(std::string_view manager_address, std::int64_t port) {
   std::string host(manager_address);
   // A bare IPv6 address has several colons and needs brackets before a port can follow.
   if (std::count(host.begin(), host.end(), ':') > 1 && host.front() != '[') host = "[" + host + "]";
+  return host + ":" + std::to_string(port);
+}
+
+std::string manager_health_url(std::string_view manager_address, std::int64_t port) {
+  auto host = manager_host_port(manager_address, port);
+  if (port == 443) host.resize(host.size() - 4); // https's own port goes unsaid
   return "https://" + host + "/api/__healthcheck";
 }
 
@@ -79,7 +85,7 @@ HealthCheck check_manager(const config::Config& config, const Machine& machine) 
   check.name = kManagerCheck;
   const auto start = Clock::now();
   net::HttpRequest request;
-  request.url = manager_health_url(config.manager_address);
+  request.url = manager_health_url(config.manager_address, config.manager_port);
   request.headers.push_back("Accept: application/json");
   request.connect_timeout = std::min<std::chrono::milliseconds>(per_check_timeout(config), std::chrono::seconds(5));
   request.total_timeout = per_check_timeout(config);

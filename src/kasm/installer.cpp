@@ -3,6 +3,7 @@
 #include "kasm_bootstrap/error.hpp"
 #include "kasm_bootstrap/system/unique_fd.hpp"
 #include "kasm_bootstrap/util/log.hpp"
+#include "kasm_bootstrap/util/secret.hpp"
 
 #include <fcntl.h>
 #include <stdlib.h>
@@ -10,7 +11,9 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <openssl/rand.h>
 
+#include <fstream>
 #include <system_error>
 
 namespace kb::kasm {
@@ -18,6 +21,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
+
+constexpr std::size_t kInstallLogTailLines = 20;
 
 // The APT_CONFIG file the installer's apt reads; removed when the run is over.
 class AptConfigFile {
@@ -54,6 +59,71 @@ std::string last_lines(const sys::ProcessResult& r) {
   return s.empty() ? " (no output)" : s;
 }
 
+// A fresh token per install: the installer insists on one, and a known (or reused) value
+// would be a credential shipped in every image. A Secret, so it is masked like the real
+// one wherever install.sh prints it ("Setting Default Manager Token as ...").
+Secret random_placeholder_token() {
+  unsigned char bytes[16];
+  if (RAND_bytes(bytes, sizeof bytes) != 1) throw Error(ExitCode::kInternal, "OpenSSL RAND_bytes failed");
+  std::string token = "placeholder-";
+  for (unsigned char b : bytes)
+    token += fmt::format("{:02x}", b);
+  return Secret(token);
+}
+
+// install.sh tees everything into ./kasm_install_<epoch>.log and removes it itself only
+// on success and on the failures it handles (docs/kasm-installer.md §2, step 2). Whatever
+// it left: its tail goes into our log (the sinks mask secrets), then the file goes.
+void drain_install_logs(const fs::path& work_dir) {
+  std::error_code ec;
+  for (fs::directory_iterator it(work_dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const auto name = it->path().filename().string();
+    if (name.rfind("kasm_install_", 0) != 0 || !name.ends_with(".log")) continue;
+    std::deque<std::string> tail;
+    std::ifstream in(it->path(), std::ios::binary);
+    for (std::string line; std::getline(in, line);) {
+      tail.push_back(line.size() > 2000 ? line.substr(0, 2000) + "..." : line);
+      if (tail.size() > kInstallLogTailLines) tail.pop_front();
+    }
+    log::info("install.sh left {}; its last {} lines:", it->path().string(), tail.size());
+    for (const auto& line : tail)
+      log::info("  {}: {}", name, line);
+    std::error_code rm;
+    fs::remove(it->path(), rm);
+    if (rm) log::warn("cannot remove {}: {}", it->path().string(), rm.message());
+  }
+}
+
+fs::path work_dir_of(const ScriptRun& run) { return run.state_dir / kScriptWorkDir; }
+
+// The private working directory (0700), made here with mkdir so it is never a symlink the
+// scripts would follow; leftovers of an earlier run are drained first.
+void prepare_work_dir(const ScriptRun& run) {
+  const auto dir = work_dir_of(run);
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+    throw Error(ExitCode::kInstall, "cannot create " + dir.string() + ": " + std::generic_category().message(errno));
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    throw Error(ExitCode::kInstall, dir.string() + " is not a directory; the release's scripts need a private one");
+  if ((st.st_mode & 07777) != 0700 && ::chmod(dir.c_str(), 0700) != 0)
+    throw Error(ExitCode::kInstall, "cannot make " + dir.string() + " private (0700)");
+  drain_install_logs(dir);
+}
+
+sys::Command script_command(const ScriptRun& run, std::vector<std::string> argv, std::chrono::milliseconds left,
+                            const char* label) {
+  sys::Command cmd;
+  cmd.argv = std::move(argv);
+  cmd.env_overrides = {{"DOCKER_HOST", run.docker_host}};
+  cmd.working_dir = work_dir_of(run);
+  cmd.timeout = left;
+  cmd.kill_grace = run.kill_grace;
+  cmd.tail_lines = 15;
+  cmd.group_record = run.state_dir / kInstallerGroupRecord;
+  cmd.on_output_line = [label](std::string_view line) { log::info("{}: {}", label, line); }; // sinks mask
+  return cmd;
+}
+
 } // namespace
 
 bool is_apt_lock_failure(std::string_view line) {
@@ -68,25 +138,45 @@ bool is_apt_lock_failure(std::string_view line) {
   return false;
 }
 
-std::vector<std::string> installer_argv(const InstallerInvocation& in) {
-  std::vector<std::string> argv{"bash", in.install_script.string(), "-e", "-S",        "agent", "-p", in.agent_address,
-                                "-m",   in.manager_address,         "-i", in.server_id};
-  if (!in.provider.empty()) argv.insert(argv.end(), {"-r", in.provider});
-  argv.insert(argv.end(), {"-M", in.manager_token ? in.manager_token->reveal() : std::string()});
-  argv.push_back("-H"); // we own swap; without it a host with no swap gets a prompt
+std::vector<std::string> installer_argv(const InstallerInvocation& in, const std::string& token) {
+  // No -r: install.sh writes a provider only when given one, and configure-agent writes the
+  // configured one. -H: we own swap (without it a host with no swap gets a prompt).
+  std::vector<std::string> argv{"bash",
+                                in.install_script.string(),
+                                "-e",
+                                "-S",
+                                "agent",
+                                "-p",
+                                kPlaceholderAddress,
+                                "-m",
+                                kPlaceholderManager,
+                                "-i",
+                                kPlaceholderServerId,
+                                "-M",
+                                token,
+                                "-H",
+                                "-D",
+                                "-N",
+                                "-L",
+                                std::to_string(in.proxy_port)};
+  if (!in.service_images.empty()) argv.insert(argv.end(), {"-s", in.service_images.string()});
   argv.insert(argv.end(), in.extra_args.begin(), in.extra_args.end());
   return argv;
+}
+
+std::string describe_installer(const InstallerInvocation& in) {
+  return sys::describe_command(installer_argv(in, "<random placeholder>"));
 }
 
 InstallerOutcome run_installer(sys::ProcessRunner& processes, const InstallerInvocation& in) {
   std::error_code ec;
   if (!fs::is_regular_file(in.install_script, ec))
     throw Error(ExitCode::kInstall, "installer not found: " + in.install_script.string());
-  if (!in.manager_token || in.manager_token->empty())
-    throw Error(ExitCode::kInstall, "no manager token to register the agent with");
+  if (!in.service_images.empty() && !fs::is_regular_file(in.service_images, ec))
+    throw Error(ExitCode::kInstall, "service_images " + in.service_images.string() + " does not exist");
 
-  AptConfigFile apt_config(in.temp_dir, in.lock_timeout);
-  const auto deadline = Clock::now() + in.timeout;
+  AptConfigFile apt_config(in.run.state_dir, in.lock_timeout);
+  const auto deadline = Clock::now() + in.run.timeout;
   InstallerOutcome outcome;
   constexpr int kMaxAttempts = 2; // one retry, and only for an apt lock failure
 
@@ -95,24 +185,23 @@ InstallerOutcome run_installer(sys::ProcessRunner& processes, const InstallerInv
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() <= 0)
       throw Error(ExitCode::kInstall, fmt::format("install.sh: no time left of the {} s deadline for attempt {}",
-                                                  in.timeout.count(), outcome.attempts + 1));
+                                                  in.run.timeout.count(), outcome.attempts + 1));
     ++outcome.attempts;
+    prepare_work_dir(in.run);
 
     bool apt_lock_seen = false;
-    sys::Command cmd;
-    cmd.argv = installer_argv(in);
-    cmd.env_overrides = {{"DEBIAN_FRONTEND", "noninteractive"}, {"APT_CONFIG", apt_config.path().string()}};
-    cmd.working_dir = in.install_script.parent_path().parent_path();
-    cmd.timeout = left;
-    cmd.kill_grace = in.kill_grace;
-    cmd.tail_lines = 15;
-    cmd.group_record = in.temp_dir / kInstallerGroupRecord;
+    const auto token = random_placeholder_token();
+    auto cmd = script_command(in.run, installer_argv(in, token.reveal()), left, "install.sh");
+    cmd.env_overrides["DEBIAN_FRONTEND"] = "noninteractive";
+    cmd.env_overrides["APT_CONFIG"] = apt_config.path().string();
+    const auto log_line = cmd.on_output_line;
     cmd.on_output_line = [&](std::string_view line) {
       if (is_apt_lock_failure(line)) apt_lock_seen = true;
-      log::info("install.sh: {}", line); // the sinks mask the token
+      log_line(line);
     };
-    log::info("install-agent: attempt {}: {}", outcome.attempts, sys::describe_command(cmd.argv));
-    outcome.result = processes.run(cmd, in.cancel);
+    log::info("install-agent: attempt {}: {}", outcome.attempts, describe_installer(in));
+    outcome.result = processes.run(cmd, in.run.cancel);
+    drain_install_logs(work_dir_of(in.run));
     const auto& r = outcome.result;
     if (r.success()) return outcome;
 
@@ -120,7 +209,7 @@ InstallerOutcome run_installer(sys::ProcessRunner& processes, const InstallerInv
     if (r.timed_out)
       throw Error(ExitCode::kInstall, fmt::format("install.sh did not finish within {} s and was stopped; last "
                                                   "output:{}",
-                                                  in.timeout.count(), last_lines(r)));
+                                                  in.run.timeout.count(), last_lines(r)));
     if (apt_lock_seen && outcome.attempts < kMaxAttempts) {
       log::warn("install.sh failed ({}) because apt's lock was busy; waiting for the lock and trying once more",
                 r.describe_outcome());
@@ -131,6 +220,26 @@ InstallerOutcome run_installer(sys::ProcessRunner& processes, const InstallerInv
                             outcome.attempts > 1 ? fmt::format(" on attempt {}", outcome.attempts) : "",
                             last_lines(r)));
   }
+}
+
+sys::ProcessResult run_release_start(sys::ProcessRunner& processes, const fs::path& start_script,
+                                     const ScriptRun& run) {
+  std::error_code ec;
+  if (!fs::is_regular_file(start_script, ec))
+    throw Error(ExitCode::kDocker, start_script.string() + " does not exist: the installed release has no bin/start");
+  prepare_work_dir(run);
+  const auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(run.timeout);
+  auto cmd = script_command(run, {"bash", start_script.string()}, timeout, "bin/start");
+  log::info("start-services: {}", sys::describe_command(cmd.argv));
+  auto result = processes.run(cmd, run.cancel);
+  drain_install_logs(work_dir_of(run));
+  if (result.success()) return result;
+  if (result.cancelled) throw Error(ExitCode::kInterrupted, "bin/start stopped: the run was interrupted");
+  if (result.timed_out)
+    throw Error(ExitCode::kDocker, fmt::format("bin/start did not finish within {} s and was stopped; last output:{}",
+                                               run.timeout.count(), last_lines(result)));
+  throw Error(ExitCode::kDocker,
+              fmt::format("bin/start failed ({}); last output:{}", result.describe_outcome(), last_lines(result)));
 }
 
 } // namespace kb::kasm

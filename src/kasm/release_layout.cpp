@@ -3,6 +3,8 @@
 #include "kasm_bootstrap/error.hpp"
 #include "kasm_bootstrap/util/message_text.hpp"
 
+#include <fmt/format.h>
+
 #include <cctype>
 #include <charconv>
 #include <system_error>
@@ -12,7 +14,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr const char* kLayoutCurrentLink = "/opt/kasm/current";
 constexpr const char* kConfigUpTo116 = "conf/app/agent.app.config.yaml";
 constexpr const char* kConfigFrom117 = "conf/app/agent/agent.app.config.yaml";
 
@@ -93,11 +94,25 @@ ReleaseLayout detect_release_layout(const sys::RootFs& fs, const fs::path& relea
     throw Error(ExitCode::kRelease, "the release is Kasm " + version->text + " (KASM_VERSION in " + script.string() +
                                         "); this kasm-bootstrap knows the layouts of Kasm " + kSupportedKasmVersions +
                                         " only, so it does not know where that version keeps its agent configuration");
+  // The tree must agree with the version: the installer copies conf/app/ from the release
+  // (docs/kasm-installer.md §2, step 12), so the template is where the installed file goes.
+  const bool old_layout = fs.exists(release_dir / kConfigUpTo116);
+  const bool new_layout = fs.exists(release_dir / kConfigFrom117);
+  if (!old_layout && !new_layout)
+    throw Error(ExitCode::kRelease, fmt::format("{} has neither {} (Kasm 1.15 and 1.16) nor {} (Kasm 1.17 and "
+                                                "later): not a Kasm release layout this kasm-bootstrap knows",
+                                                release_dir.string(), kConfigUpTo116, kConfigFrom117));
+  if ((layout->agent_config == kConfigUpTo116 ? old_layout : new_layout) == false)
+    throw Error(ExitCode::kRelease,
+                fmt::format("{} says Kasm {}, which keeps its agent configuration in {}, but the release has {} "
+                            "instead: a release whose tree and version disagree is not installed",
+                            script.string(), version->text, layout->agent_config,
+                            old_layout ? kConfigUpTo116 : kConfigFrom117));
   return *layout;
 }
 
 std::optional<std::string> installed_release_dir_name(const sys::RootFs& fs) {
-  const auto target = fs.read_link(kLayoutCurrentLink);
+  const auto target = fs.read_link(kCurrentLink);
   if (!target) return std::nullopt;
   auto name = target->lexically_normal().filename();
   if (name.empty()) name = target->lexically_normal().parent_path().filename();
@@ -105,13 +120,19 @@ std::optional<std::string> installed_release_dir_name(const sys::RootFs& fs) {
   return name.string();
 }
 
-std::optional<fs::path> installed_agent_config(const sys::RootFs& fs) {
+std::optional<InstalledRelease> installed_release(const sys::RootFs& fs) {
   const auto dir = installed_release_dir_name(fs);
   const auto version = dir ? parse_kasm_version(*dir) : std::nullopt;
   if (!version) return std::nullopt;
   const auto layout = layout_for(*version);
   if (!layout) return std::nullopt;
-  return fs::path(kLayoutCurrentLink) / layout->agent_config;
+  return InstalledRelease{*layout};
+}
+
+std::optional<fs::path> installed_agent_config(const sys::RootFs& fs) {
+  const auto installed = installed_release(fs);
+  if (!installed) return std::nullopt;
+  return installed->agent_config();
 }
 
 } // namespace kb::kasm

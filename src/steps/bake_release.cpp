@@ -1,7 +1,7 @@
-// bake-release (prebake, at image build time): run install.sh with -D (installed, not
-// started) and registration values that are obviously placeholders, so no instance can
-// register with them; then drop the installer's nginx key, which every instance made
-// from the image would otherwise share, and record what was baked in the manifest.
+// bake-release (prebake, at image build time): the same placeholder install as
+// install-agent (install.sh -D -N, values no manager accepts), so an instance made from the
+// image only configures and starts; then drop the installer's nginx key, which every
+// instance made from the image would otherwise share, and record the bake in the manifest.
 
 #include "kasm_bootstrap/kasm/agent_config.hpp"
 #include "kasm_bootstrap/kasm/bake_manifest.hpp"
@@ -17,7 +17,6 @@
 #include "kasm_bootstrap/version.hpp"
 
 #include <fmt/format.h>
-#include <openssl/rand.h>
 
 #include <filesystem>
 
@@ -26,51 +25,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr const char* kPlaceholderServerId = "00000000-0000-0000-0000-000000000000";
-constexpr const char* kPlaceholderAddress = "prebake-placeholder.invalid";
-constexpr const char* kPlaceholderManager = "prebake-placeholder-manager.invalid";
-constexpr const char* kPlaceholderProvider = "prebake-placeholder";
-constexpr const char* kCurrentLink = "/opt/kasm/current";
-
-// A fresh random value per bake: the installer insists on a token, and one that is
-// known (or reused) would be a credential shipped in every image.
-Secret throwaway_token() {
-  unsigned char bytes[16];
-  if (RAND_bytes(bytes, sizeof bytes) != 1) throw Error(ExitCode::kInternal, "OpenSSL RAND_bytes failed");
-  std::string hex = "prebake-throwaway-";
-  for (unsigned char b : bytes)
-    hex += fmt::format("{:02x}", b);
-  return Secret(hex);
-}
-
-kasm::InstallerInvocation invocation_for(const plan::StepContext& ctx, const Secret& token) {
-  const auto& c = ctx.config;
-  const auto& root = ctx.machine.fs;
-  const auto release_dir = ctx.facts.get(out::kReleaseDir).value_or(kasm::release_paths(c).release_dir.string());
-  kasm::InstallerInvocation in;
-  in.install_script = root.host_path(fs::path(release_dir) / "install.sh");
-  in.temp_dir = root.host_path(c.state_dir);
-  in.agent_address = kPlaceholderAddress;
-  in.manager_address = kPlaceholderManager;
-  in.server_id = kPlaceholderServerId;
-  in.provider = kPlaceholderProvider;
-  in.manager_token = &token;
-  // -D: installed, not started; -N: the placeholder manager cannot be reached.
-  in.extra_args = {"-D", "-N"};
-  if (!c.service_images.empty())
-    in.extra_args.insert(in.extra_args.end(), {"-s", root.host_path(c.service_images).string()});
-  in.extra_args.insert(in.extra_args.end(), c.install_args.begin(), c.install_args.end());
-  in.timeout = std::chrono::seconds(c.install_timeout_seconds);
-  in.lock_timeout = std::chrono::seconds(c.lock_timeout_seconds);
-  in.cancel = &ctx.cancelled;
-  return in;
-}
-
 // "/opt/kasm/1.15.0" from the /opt/kasm/current link, relative or absolute.
 std::string installed_version(const sys::RootFs& root) {
   if (auto name = kasm::installed_release_dir_name(root)) return *name;
   throw Error(ExitCode::kInstall,
-              std::string("install.sh exited 0 but did not link ") + kCurrentLink + " to a release directory");
+              std::string("install.sh exited 0 but did not link ") + kasm::kCurrentLink + " to a release directory");
 }
 
 class BakeRelease final : public plan::Step {
@@ -81,11 +40,10 @@ public:
 
   plan::Description describe(const plan::StepContext& ctx) const override {
     plan::Description d;
-    d.summary = "install Docker and the Kasm agent with install.sh -D (installed, not started) and placeholder "
+    d.summary = "install Docker and the Kasm agent with install.sh -D -N (installed, not started) and placeholder "
                 "registration values; record the bake";
-    const Secret shown("prebake-throwaway-token"); // the real one is drawn at apply time
-    d.actions.push_back({"run", sys::describe_command(kasm::installer_argv(invocation_for(ctx, shown))),
-                         "stdin /dev/null; DEBIAN_FRONTEND=noninteractive; a random throw-away token; deadline " +
+    d.actions.push_back({"run", kasm::describe_installer(placeholder_install(ctx)),
+                         "stdin /dev/null; DEBIAN_FRONTEND=noninteractive; a random placeholder token; deadline " +
                              std::to_string(ctx.config.install_timeout_seconds) + " s"});
     if (!ctx.config.service_images.empty())
       d.actions.push_back({"check", ctx.config.service_images, "offline service images tarball exists (-s)"});
@@ -108,17 +66,7 @@ public:
     if (!c.service_images.empty() && !root.exists(c.service_images))
       throw Error(ExitCode::kInstall, "service_images " + c.service_images + " does not exist (looked at " +
                                           root.host_path(c.service_images).string() + ")");
-    root.create_directories(c.state_dir, 0700);
-    const auto token = throwaway_token();
-    auto in = invocation_for(ctx, token);
-    in.before_attempt = [&] {
-      sys::LockWaitOptions options;
-      options.timeout = std::chrono::seconds(c.lock_timeout_seconds);
-      options.cancel = &ctx.cancelled;
-      options.on_holder = [](const sys::LockHolder& h) { log::info("waiting for {}", h.describe()); };
-      sys::wait_for_package_locks(root, options);
-    };
-    const auto outcome = kasm::run_installer(ctx.machine.processes, in);
+    const auto outcome = run_placeholder_install(ctx);
 
     kasm::BakeManifest m;
     m.release_version = installed_version(root);
@@ -126,7 +74,7 @@ public:
     const auto version = kasm::parse_kasm_version(m.release_version);
     const auto layout = version ? kasm::layout_for(*version) : std::nullopt;
     if (!layout)
-      throw Error(ExitCode::kInstall, std::string(kCurrentLink) + " points to " + m.release_version +
+      throw Error(ExitCode::kInstall, std::string(kasm::kCurrentLink) + " points to " + m.release_version +
                                           ", not a Kasm release this kasm-bootstrap knows (" +
                                           kasm::kSupportedKasmVersions + ")");
     m.agent_config = m.install_dir + "/" + layout->agent_config;
@@ -145,7 +93,7 @@ public:
     m.release_sha256 = kasm::normalize_digest(c.release_sha256);
     m.release_url = c.release_url;
     m.service_images = c.service_images;
-    m.placeholder_server_id = kPlaceholderServerId;
+    m.placeholder_server_id = kasm::kPlaceholderServerId;
     m.kasm_bootstrap_version = kVersion;
     m.baked_at = util::utc_timestamp();
     kasm::write_bake_manifest(root, m);

@@ -25,7 +25,7 @@ plan::Outputs firewall_outputs(const net::FirewallStatus& status) {
 class BlockMetadata final : public plan::Step {
 public:
   std::string_view id() const override { return id::kBlockMetadata; }
-  std::vector<std::string_view> depends_on() const override { return {id::kInstallAgent}; }
+  std::vector<std::string_view> depends_on() const override { return {id::kStartServices}; }
   ExitCode failure_code() const override { return ExitCode::kDocker; }
 
   plan::Description describe(const plan::StepContext& ctx) const override {

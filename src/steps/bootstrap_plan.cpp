@@ -4,35 +4,41 @@
 // The plans: which steps, in which order of insertion (ties in the graph keep it).
 namespace kb::steps {
 
+// install.sh with placeholders and -D -N, then the registration written into the
+// installed release and bin/start: the second half is the fast path's too.
 plan::Plan build_bootstrap_plan() {
   std::vector<std::unique_ptr<plan::Step>> steps;
   steps.push_back(make_preflight());
   steps.push_back(make_detect_address());
   steps.push_back(make_ensure_swap());
+  steps.push_back(make_check_manager());
   steps.push_back(make_fetch_release());
   steps.push_back(make_wait_package_locks());
   steps.push_back(make_install_agent());
+  steps.push_back(make_configure_agent());
   steps.push_back(make_install_certificates());
+  steps.push_back(make_start_services());
   steps.push_back(make_block_metadata());
   // health includes the metadata block, so it is checked once the block is in place.
-  steps.push_back(with_dependencies(make_verify_health(), {id::kInstallCertificates, id::kBlockMetadata}));
+  steps.push_back(make_verify_health());
   return plan::Plan(std::move(steps));
 }
 
-// DESIGN.md §5 "Pre-baked fast path": only the per-instance work. No download, no apt,
-// no installer, so the token never reaches a command line.
-plan::Plan build_fast_path_plan(const kasm::BakeManifest& bake) {
+// DESIGN.md §5 "Pre-baked fast path": only the per-instance work. The image build did the
+// placeholder install (bake-release); no download, no apt, no installer.
+plan::Plan build_fast_path_plan(const kasm::BakeManifest& /*bake*/) {
   std::vector<std::unique_ptr<plan::Step>> steps;
   steps.push_back(make_preflight());
   steps.push_back(make_detect_address());
   steps.push_back(make_ensure_swap());
   steps.push_back(make_ensure_docker());
-  steps.push_back(make_configure_agent(bake));
-  steps.push_back(
-      with_dependencies(with_own_certificate(make_install_certificates()), {id::kConfigureAgent, id::kEnsureDocker}));
+  steps.push_back(make_check_manager());
+  steps.push_back(with_dependencies(make_configure_agent(), {id::kDetectAddress, id::kCheckManager}));
+  steps.push_back(with_dependencies(with_own_certificate(make_install_certificates()),
+                                    {id::kDetectAddress, id::kConfigureAgent, id::kEnsureDocker}));
   steps.push_back(make_start_services());
-  steps.push_back(with_dependencies(make_block_metadata(), {id::kStartServices}));
-  steps.push_back(with_dependencies(make_verify_health(), {id::kStartServices, id::kBlockMetadata}));
+  steps.push_back(make_block_metadata());
+  steps.push_back(make_verify_health());
   return plan::Plan(std::move(steps));
 }
 

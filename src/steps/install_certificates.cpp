@@ -82,7 +82,7 @@ fs::path canonical_or_same(const fs::path& p) {
 class InstallCertificates final : public plan::Step {
 public:
   std::string_view id() const override { return id::kInstallCertificates; }
-  std::vector<std::string_view> depends_on() const override { return {id::kInstallAgent}; }
+  std::vector<std::string_view> depends_on() const override { return {id::kInstallAgent, id::kDetectAddress}; }
   ExitCode failure_code() const override { return ExitCode::kCertificate; }
 
   plan::Description describe(const plan::StepContext& ctx) const override {
@@ -109,8 +109,8 @@ public:
     d.actions.push_back({"write", p.cert.string(), "mode 0644, owner kasm"});
     d.actions.push_back({"write", p.key.string(), "mode 0600, owner kasm"});
     d.actions.push_back({"http", ctx.config.docker_socket,
-                         "docker exec kasm_proxy nginx -t && nginx -s reload (restart when the files are bind-mounted "
-                         "one by one, or when kasm_proxy stops meanwhile)"});
+                         "when kasm_proxy already exists: docker exec kasm_proxy nginx -t && nginx -s reload (restart "
+                         "when the files are bind-mounted one by one, or when kasm_proxy stops meanwhile)"});
     return d;
   }
 
@@ -167,24 +167,28 @@ public:
                   fs.host_path(p.dir).string() + " does not exist: Kasm's installer did not leave its certs directory");
     const auto owner = sys::resolve_owner(fs, "kasm", ExitCode::kCertificate);
     const net::DockerClient docker(ctx.machine.http, fs.host_path(ctx.config.docker_socket));
+    // Before start-services (install.sh -D creates no container) there is no proxy yet, and
+    // nginx reads the pair when bin/start creates it; on a re-run the proxy is told.
     const auto proxy = docker.inspect_container(kProxyContainer);
-    if (!proxy)
-      throw Error(ExitCode::kDocker, "container kasm_proxy does not exist (Docker Engine at " +
-                                         docker.socket().string() + "); the certificate was not installed");
 
     const auto old_cert = fs.read_file(p.cert);
     const auto old_key = fs.read_file(p.key);
+    const auto& leaf = *verdict.leaf;
+    const plan::Outputs installed{{"certificate_source", source_name(source)},
+                                  {"certificate_sha256", leaf.sha256},
+                                  {"certificate_not_after", leaf.not_after}};
     write_pair(fs, p, pair, owner);
+    if (!proxy) {
+      log::info("{}: kasm_proxy does not exist yet; nginx reads the new pair when bin/start creates it", id());
+      return installed;
+    }
     try {
       activate(docker, *proxy, fs, p);
     } catch (...) {
       restore(fs, p, old_cert, old_key, owner);
       throw;
     }
-    const auto& leaf = *verdict.leaf;
-    return {{"certificate_source", source_name(source)},
-            {"certificate_sha256", leaf.sha256},
-            {"certificate_not_after", leaf.not_after}};
+    return installed;
   }
 
 private:

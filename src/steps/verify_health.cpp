@@ -19,7 +19,7 @@ constexpr auto kRetryInterval = std::chrono::seconds(2);
 class VerifyHealth final : public plan::Step {
 public:
   std::string_view id() const override { return id::kVerifyHealth; }
-  std::vector<std::string_view> depends_on() const override { return {id::kInstallCertificates}; }
+  std::vector<std::string_view> depends_on() const override { return {id::kStartServices, id::kBlockMetadata}; }
   ExitCode failure_code() const override { return ExitCode::kHealth; }
 
   plan::Description describe(const plan::StepContext& ctx) const override {
@@ -31,7 +31,8 @@ public:
       d.actions.push_back({"check", "container " + std::string(name), "running, and healthy if it has a health check"});
     std::string tls = c.manager_tls_verify ? "TLS verified" : "TLS NOT verified (manager_tls_verify=false)";
     if (c.manager_tls_verify && !c.manager_ca.empty()) tls += " against " + c.manager_ca;
-    d.actions.push_back({"http", kasm::manager_health_url(c.manager_address), "expects \"ok\": true; " + tls});
+    d.actions.push_back(
+        {"http", kasm::manager_health_url(c.manager_address, c.manager_port), "expects \"ok\": true; " + tls});
     if (c.block_container_metadata)
       d.actions.push_back({"check", "nftables DOCKER-USER", "the DROP rule for the metadata service is present"});
     return d;

@@ -47,6 +47,9 @@ std::vector<std::string> build_environment(const std::map<std::string, std::stri
     std::string_view entry(*e);
     const auto eq = entry.find('=');
     if (eq != std::string_view::npos && overrides.count(std::string(entry.substr(0, eq)))) continue;
+    // Our own configuration (config/loader.cpp, KASM_BOOTSTRAP_<KEY>) can carry the manager
+    // token or the nginx key; no child needs it, and /proc/<pid>/environ would show it.
+    if (entry.rfind("KASM_BOOTSTRAP_", 0) == 0) continue;
     env.emplace_back(entry);
   }
   for (const auto& [k, v] : overrides)

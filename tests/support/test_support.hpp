@@ -56,6 +56,10 @@ RunResult run_binary(const std::vector<std::string>& args, const std::map<std::s
 
 std::filesystem::path source_dir();
 
+// A TCP port nothing listens on right now (bound to port 0 on every address, then closed),
+// for a service a test starts that cannot pick its own, like a container's published port.
+int free_tcp_port();
+
 // A fake server: `python3 tests/fakes/<script> --port 0 [args...]`, which prints
 // "READY <port>" on stdout once it listens. Killed (whole process group) on destruction.
 // `netns`, when set, runs it inside that network namespace (`ip netns exec`).

@@ -1,14 +1,17 @@
-// The pre-baked fast path end to end with the real binary: `prebake` a root with the
-// fake release, then `run` with fresh registration values against a REAL Docker Engine
-// (tests/fakes/docker_world.sh) holding the baked, stopped containers, and a fake
-// manager over HTTPS. Systemd is not in charge under a test root, so ensure-docker only
-// waits for the socket (the sd-bus path has its own test in bake_systemd_test.cpp).
+// The pre-baked fast path end to end with the real binary against a REAL Docker Engine
+// (tests/fakes/docker_world.sh): `prebake` a root with the fake release (install.sh -D -N
+// creates Kasm's networks and no container), then `run` with fresh registration values:
+// bin/start creates the containers with compose, and a fake manager answers over HTTPS.
+// Systemd is not in charge under a test root, so ensure-docker only waits for the socket
+// (the sd-bus path has its own test in bake_systemd_test.cpp). The proxy listens on a
+// port of its own (proxy_port, install.sh -L): this dockerd shares the host's namespace.
 
 #include "bake_fixture.hpp"
 #include "cert_fixtures.hpp"
 #include "docker_world.hpp"
 
 #include "kasm_bootstrap/kasm/certificates.hpp"
+#include "kasm_bootstrap/system/accounts.hpp"
 
 #include <yaml-cpp/yaml.h>
 
@@ -34,21 +37,17 @@ std::string outcome_of(const nlohmann::json& report, const std::string& id) {
 TEST_CASE("fast path: a baked root becomes a healthy agent without download or installer", "[bake][docker]") {
   KB_REQUIRE_DOCKER_WORLD();
   BakeFixture f;
-  const auto baked = f.prebake();
+  DockerWorld world;
+  world.link_socket_into(f.root);
+  const auto proxy_port = std::to_string(free_tcp_port());
+  const auto baked = f.prebake({"--proxy-port", proxy_port}, true);
   INFO(baked.out + baked.err);
   REQUIRE(baked.exit_code == 0);
   const auto manifest = f.manifest();
   const auto baked_yaml = YAML::LoadFile(f.agent_yaml().string());
   REQUIRE(f.server.gets().size() == 1);
-
-  DockerWorld world;
-  // What install.sh -D leaves: the containers exist and are stopped.
-  world.docker({"create", "--name", "kasm_agent", "--network", "none", world.image(), "/bin/sleep", "3600"});
-  world.docker({"create", "--name", "kasm_proxy", "--network", "none", world.image()});
-  fs::create_directories(f.root / "var/run");
-  world.link_socket_into(f.root);
-  f.dir.write("root/etc/passwd", "root:x:0:0:root:/root:/bin/bash\nkasm:x:1000:1000::/home/kasm:/bin/bash\n");
-  f.dir.write("root/etc/group", "root:x:0:\nkasm:x:1000:\n");
+  // install.sh -D leaves no container (docs/kasm-installer.md §2).
+  CHECK(world.docker({"ps", "-aq"}).empty());
 
   CertFactory pki(f.dir);
   const auto manager_pair = pki.self_signed("manager", "127.0.0.1", "IP:127.0.0.1");
@@ -59,7 +58,11 @@ TEST_CASE("fast path: a baked root becomes a healthy agent without download or i
                                 "--server-id",
                                 kServerId,
                                 "--manager-address",
-                                "127.0.0.1:" + std::to_string(manager.port()),
+                                "127.0.0.1",
+                                "--manager-port",
+                                std::to_string(manager.port()),
+                                "--proxy-port",
+                                proxy_port,
                                 "--agent-address",
                                 "10.20.30.40",
                                 "--provider",
@@ -77,7 +80,7 @@ TEST_CASE("fast path: a baked root becomes a healthy agent without download or i
   // This dockerd runs in the host's namespace without iptables: no DOCKER-USER chain, and
   // the host's netfilter is not this test's to change (metadata_firewall_test.cpp is).
   args.insert(args.end(), {"--block-container-metadata", "false"});
-  auto env = f.env();
+  auto env = f.env_with_docker();
   env["KASM_BOOTSTRAP_MANAGER_TOKEN"] = kFastPathToken;
 
   const auto r = run_binary(args, env);
@@ -100,14 +103,16 @@ TEST_CASE("fast path: a baked root becomes a healthy agent without download or i
   CHECK(f.server.gets().size() == 1);
   CHECK(f.installer_runs() == 1);
 
-  // Exactly the five keys, with this instance's values.
+  // Exactly the registration keys, with this instance's values.
   const auto yaml = YAML::LoadFile(f.agent_yaml().string());
   CHECK(yaml["agent"]["server_id"].as<std::string>() == kServerId);
   CHECK(yaml["agent"]["public_hostname"].as<std::string>() == "10.20.30.40");
   CHECK(yaml["agent"]["provider"].as<std::string>() == "aws");
   REQUIRE(yaml["manager"]["hostnames"].size() == 1);
-  CHECK(yaml["manager"]["hostnames"][0].as<std::string>() == "127.0.0.1:" + std::to_string(manager.port()));
+  CHECK(yaml["manager"]["hostnames"][0].as<std::string>() == "127.0.0.1");
   CHECK(yaml["manager"]["token"].as<std::string>() == kFastPathToken);
+  CHECK(yaml["manager"]["public_port"].as<int>() == manager.port());
+  CHECK(yaml["agent"]["public_port"].as<std::string>() == proxy_port);
   CHECK(yaml.size() == baked_yaml.size());
   CHECK(yaml["agent"].size() == baked_yaml["agent"].size());
   CHECK(yaml["manager"].size() == baked_yaml["manager"].size());
@@ -123,9 +128,12 @@ TEST_CASE("fast path: a baked root becomes a healthy agent without download or i
   struct stat st {};
   REQUIRE(::stat((f.install_dir() / "certs/kasm_nginx.key").c_str(), &st) == 0);
   CHECK((st.st_mode & 07777) == 0600);
-  CHECK(st.st_uid == 1000u);
+  const auto owner = sys::resolve_owner(sys::RootFs(f.root), "kasm", ExitCode::kInternal);
+  CHECK(st.st_uid == owner.uid);
 
-  // Started through the Engine API, and the manager was asked.
+  // Created by the release's bin/start (compose project "docker"), and the manager was asked.
+  CHECK(world.docker({"inspect", "-f", "{{index .Config.Labels \"com.docker.compose.project\"}}", "kasm_proxy"}) ==
+        "docker\n");
   CHECK(world.wait_for("kasm_agent", "{{.State.Running}}", "true", std::chrono::seconds(5)));
   CHECK(world.wait_for("kasm_proxy", "{{.State.Running}}", "true", std::chrono::seconds(5)));
   CHECK(manager.log().find("GET /api/__healthcheck -> 200") != std::string::npos);

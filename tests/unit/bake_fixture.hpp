@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cstdlib>
 #include <fstream>
 
 namespace kb::test {
@@ -24,7 +25,18 @@ struct BakeFixture {
     std::filesystem::copy_file(ca.ca_cert, root / "etc/kasm-bootstrap/test-ca.pem");
   }
 
-  std::map<std::string, std::string> env() const { return {{"KASM_FAKE_ROOT", root.string()}}; }
+  // No Docker Engine in these tests: the fake installer skips its networks
+  // (KASM_FAKE_DOCKER=none, tests/fakes/README.md).
+  std::map<std::string, std::string> env() const {
+    return {{"KASM_FAKE_ROOT", root.string()}, {"KASM_FAKE_DOCKER", "none"}};
+  }
+  // With a real Docker Engine linked at <root>/var/run/docker.sock (docker_world.hpp): the
+  // fake's networks and compose are real, `docker compose` through tests/fakes/bin/docker.
+  std::map<std::string, std::string> env_with_docker() const {
+    const char* path = std::getenv("PATH");
+    return {{"KASM_FAKE_ROOT", root.string()},
+            {"PATH", (source_dir() / "tests/fakes/bin").string() + ":" + (path ? path : "/usr/bin:/bin")}};
+  }
 
   // Release keys only: what the image defaults file carries at build time.
   std::vector<std::string> release_args() const {
@@ -32,12 +44,12 @@ struct BakeFixture {
             "--release-sha256", sha,           "--ca-bundle",   "/etc/kasm-bootstrap/test-ca.pem"};
   }
 
-  RunResult prebake(const std::vector<std::string>& extra = {}) const {
+  RunResult prebake(const std::vector<std::string>& extra = {}, bool with_docker = false) const {
     std::vector<std::string> args{"prebake"};
     const auto r = release_args();
     args.insert(args.end(), r.begin(), r.end());
     args.insert(args.end(), extra.begin(), extra.end());
-    return run_binary(args, env());
+    return run_binary(args, with_docker ? env_with_docker() : env());
   }
 
   nlohmann::json manifest() const { return nlohmann::json::parse(read_file(root / "etc/kasm-bootstrap/bake.json")); }

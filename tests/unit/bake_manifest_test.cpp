@@ -101,8 +101,8 @@ TEST_CASE("bake: a valid bake of the configured release takes the fast path", "[
   CHECK(choice.path == "fast");
   CHECK_FALSE(choice.warn);
   CHECK(ids(choice.plan) == std::vector<std::string>{"preflight", "detect-address", "ensure-swap", "ensure-docker",
-                                                     "configure-agent", "install-certificates", "start-services",
-                                                     "block-metadata", "verify-health"});
+                                                     "check-manager", "configure-agent", "install-certificates",
+                                                     "start-services", "block-metadata", "verify-health"});
   const auto deps = choice.plan.find("verify-health")->depends_on();
   CHECK(std::vector<std::string>(deps.begin(), deps.end()) ==
         std::vector<std::string>{"start-services", "block-metadata"});
@@ -158,7 +158,7 @@ TEST_CASE("bake: no manifest, a mismatch or a damaged bake choose the full plan"
   CHECK(choice.reason.find(expect) != std::string::npos);
   CHECK(choice.reason.find("falling back to the full install") != std::string::npos);
   CHECK(choice.plan.find("install-agent") != nullptr);
-  CHECK(choice.plan.find("configure-agent") == nullptr);
+  CHECK(choice.plan.find("fetch-release") != nullptr);
 }
 
 TEST_CASE("bake: plan shows which path was chosen and why", "[bake][cli]") {

@@ -4,6 +4,8 @@
 
 #include "bake_fixture.hpp"
 
+#include "kasm_bootstrap/kasm/installer.hpp"
+
 #include <sys/stat.h>
 
 using namespace kb;
@@ -14,7 +16,8 @@ TEST_CASE("prebake: install.sh -D with placeholders, then the manifest", "[bake]
   BakeFixture f;
   const auto images = f.root / "var/lib/kasm-images/service_images.tar.gz";
   fs::create_directories(images.parent_path());
-  std::ofstream(images) << "not really images";
+  // An offline service images tarball as install.sh -s reads it (make_release.py).
+  make_release(f.dir.path() / "unused.tar.gz", {"--service-images", images.string()});
 
   const auto r = f.prebake({"--service-images", "/var/lib/kasm-images/service_images.tar.gz", "--output", "json"});
   INFO(r.out + r.err);
@@ -29,12 +32,12 @@ TEST_CASE("prebake: install.sh -D with placeholders, then the manifest", "[bake]
   CHECK(has_arg(argv, "-H"));
   CHECK(value_after(argv, "-S") == "agent");
   CHECK(value_after(argv, "-i") == "00000000-0000-0000-0000-000000000000");
-  CHECK(value_after(argv, "-p") == "prebake-placeholder.invalid");
-  CHECK(value_after(argv, "-m") == "prebake-placeholder-manager.invalid");
+  CHECK(value_after(argv, "-p") == kasm::kPlaceholderAddress);
+  CHECK(value_after(argv, "-m") == kasm::kPlaceholderManager);
   CHECK(value_after(argv, "-s") == images.string());
   const auto token = value_after(argv, "-M");
-  REQUIRE(token.rfind("prebake-throwaway-", 0) == 0);
-  CHECK(token.size() == std::string("prebake-throwaway-").size() + 32);
+  REQUIRE(token.rfind("placeholder-", 0) == 0);
+  CHECK(token.size() == std::string("placeholder-").size() + 32);
 
   const auto m = f.manifest();
   CHECK(m["format"] == 1);
@@ -60,7 +63,7 @@ TEST_CASE("prebake: install.sh -D with placeholders, then the manifest", "[bake]
   CHECK(r.out.find(token) == std::string::npos);
   CHECK(r.err.find(token) == std::string::npos);
   const auto log = read_file(f.root / "var/lib/kasm-bootstrap/prebake/kasm-bootstrap.log");
-  CHECK(log.find("install.sh: Role: agent") != std::string::npos);
+  CHECK(log.find("install.sh: Setting Role as agent") != std::string::npos);
   CHECK(log.find(token) == std::string::npos);
   CHECK(read_file(f.root / "etc/kasm-bootstrap/bake.json").find(token) == std::string::npos);
 
@@ -78,10 +81,10 @@ TEST_CASE("prebake: dry run shows the plan and changes nothing", "[bake][prebake
   const auto r = f.prebake({"--dry-run"});
   INFO(r.out + r.err);
   REQUIRE(r.exit_code == 0);
-  for (const char* s : {"fetch-release", "wait-package-locks", "bake-release", "-D", "-N",
-                        "prebake-placeholder-manager.invalid", "/etc/kasm-bootstrap/bake.json", "kasm_nginx.key"})
+  for (const char* s : {"fetch-release", "wait-package-locks", "bake-release", "-D", "-N", kasm::kPlaceholderManager,
+                        "/etc/kasm-bootstrap/bake.json", "kasm_nginx.key"})
     CHECK(r.out.find(s) != std::string::npos);
-  CHECK(r.out.find("prebake-throwaway-") == std::string::npos);
+  CHECK(r.out.find("<random placeholder>") != std::string::npos); // the token is drawn at apply time
   CHECK_FALSE(fs::exists(f.root / "etc/kasm-bootstrap/bake.json"));
   CHECK_FALSE(fs::exists(f.root / "fake-installer"));
   CHECK(f.server.gets().empty());

@@ -136,8 +136,10 @@ TEST_CASE("health: no Docker Engine is reported per check, not as a crash", "[he
 }
 
 TEST_CASE("health: manager URL forms", "[health]") {
-  CHECK(kasm::manager_health_url("manager.example.com") == "https://manager.example.com/api/__healthcheck");
-  CHECK(kasm::manager_health_url("10.0.0.5:8443") == "https://10.0.0.5:8443/api/__healthcheck");
-  CHECK(kasm::manager_health_url("fd00::5") == "https://[fd00::5]/api/__healthcheck");
-  CHECK(kasm::manager_health_url("[fd00::5]:8443") == "https://[fd00::5]:8443/api/__healthcheck");
+  CHECK(kasm::manager_health_url("manager.example.com", 443) == "https://manager.example.com/api/__healthcheck");
+  CHECK(kasm::manager_health_url("10.0.0.5", 8443) == "https://10.0.0.5:8443/api/__healthcheck");
+  CHECK(kasm::manager_health_url("fd00::5", 443) == "https://[fd00::5]/api/__healthcheck");
+  CHECK(kasm::manager_health_url("fd00::5", 8443) == "https://[fd00::5]:8443/api/__healthcheck");
+  CHECK(kasm::manager_host_port("manager.example.com", 443) == "manager.example.com:443");
+  CHECK(kasm::manager_host_port("fd00::5", 8443) == "[fd00::5]:8443");
 }

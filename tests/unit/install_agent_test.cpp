@@ -43,23 +43,29 @@ std::vector<std::string> lines_of(const std::string& text) {
 }
 
 // A temporary root that the fake installer writes into (KASM_FAKE_ROOT), with the fake
-// release unpacked where fetch-release would put it.
+// release unpacked where fetch-release would put it. No Docker Engine here
+// (KASM_FAKE_DOCKER=none: the fake skips its networks; tests/fakes/README.md).
 struct InstallFixture {
   TempDir root;
   Secret token{kAgentToken};
   fs::path release_dir = root.path() / "var/cache/kasm-bootstrap/kasm-release-test/kasm_release";
   fs::path record = root.path() / "fake-installer";
+  fs::path state_dir = root.path() / "var/lib/kasm-bootstrap";
 
   InstallFixture() {
     ::setenv("KASM_FAKE_ROOT", root.path().c_str(), 1);
-    fs::create_directories(root.path() / "var/lib/kasm-bootstrap");
+    ::setenv("KASM_FAKE_DOCKER", "none", 1);
+    fs::create_directories(state_dir);
   }
-  ~InstallFixture() { ::unsetenv("KASM_FAKE_ROOT"); }
+  ~InstallFixture() {
+    ::unsetenv("KASM_FAKE_ROOT");
+    ::unsetenv("KASM_FAKE_DOCKER");
+  }
 
-  void unpack_release() {
+  void unpack_release(const std::vector<std::string>& extra = {}) {
     const auto archive = root.path() / "var/cache/kasm-bootstrap/r.tar.gz";
     fs::create_directories(archive.parent_path());
-    make_release(archive);
+    make_release(archive, extra);
     kasm::extract_tar_gz(archive, release_dir.parent_path());
   }
   void mode(const std::string& m) const {
@@ -69,16 +75,13 @@ struct InstallFixture {
   kasm::InstallerInvocation invocation() const {
     kasm::InstallerInvocation in;
     in.install_script = release_dir / "install.sh";
-    in.temp_dir = root.path() / "var/lib/kasm-bootstrap";
-    in.agent_address = "10.1.2.3";
-    in.manager_address = "manager.example.test";
-    in.server_id = kServerId;
-    in.provider = "aws";
-    in.manager_token = &token;
-    in.extra_args = {"-I", "-L", "443"};
-    in.timeout = std::chrono::seconds(60);
+    in.proxy_port = 443;
+    in.extra_args = {"-I"};
+    in.run.state_dir = state_dir;
+    in.run.docker_host = "unix://" + (root.path() / "var/run/docker.sock").string();
+    in.run.timeout = std::chrono::seconds(60);
+    in.run.kill_grace = std::chrono::milliseconds(300);
     in.lock_timeout = std::chrono::seconds(45);
-    in.kill_grace = std::chrono::milliseconds(300);
     return in;
   }
   std::string run_error(kasm::InstallerInvocation in) const {
@@ -92,9 +95,12 @@ struct InstallFixture {
     return "(no error)";
   }
   int runs() const { return std::stoi(read_file(record / "runs")); }
+  // An APT_CONFIG file, or an installer log in the private working directory.
   bool temp_files_left() const {
-    for (const auto& e : fs::directory_iterator(root.path() / "var/lib/kasm-bootstrap"))
-      if (e.path().filename().string().rfind("apt-config", 0) == 0) return true;
+    for (const auto& e : fs::recursive_directory_iterator(state_dir)) {
+      const auto name = e.path().filename().string();
+      if (name.rfind("apt-config", 0) == 0 || name.rfind("kasm_install_", 0) == 0) return true;
+    }
     return false;
   }
 };
@@ -115,21 +121,26 @@ std::string all_files_under(const fs::path& dir) {
 
 } // namespace
 
-TEST_CASE("installer: argv is Kasm's agent flags, -H, then the configured extras", "[install]") {
+TEST_CASE("installer: argv is Kasm's agent flags with placeholders, -H -D -N -L, then the extras", "[install]") {
   InstallFixture f;
-  const auto argv = kasm::installer_argv(f.invocation());
+  const auto argv = kasm::installer_argv(f.invocation(), "placeholder-0123");
   CHECK(argv == std::vector<std::string>{"bash", (f.release_dir / "install.sh").string(), "-e", "-S", "agent", "-p",
-                                         "10.1.2.3", "-m", "manager.example.test", "-i", kServerId, "-r", "aws", "-M",
-                                         kAgentToken, "-H", "-I", "-L", "443"});
+                                         kasm::kPlaceholderAddress, "-m", kasm::kPlaceholderManager, "-i",
+                                         kasm::kPlaceholderServerId, "-M", "placeholder-0123", "-H", "-D", "-N", "-L",
+                                         "443", "-I"});
+  CHECK(std::find(argv.begin(), argv.end(), "-r") == argv.end()); // configure-agent writes the provider
   auto in = f.invocation();
-  in.provider.clear();
-  const auto without = kasm::installer_argv(in);
-  CHECK(std::find(without.begin(), without.end(), "-r") == without.end());
-  CHECK(sys::describe_command(argv).find(kAgentToken) == std::string::npos);
-  CHECK(sys::describe_command(argv).find("-M **** -H") != std::string::npos);
+  in.proxy_port = 8443;
+  in.service_images = "/srv/images.tar.gz";
+  const auto custom = kasm::installer_argv(in, "t");
+  CHECK(std::vector<std::string>(custom.end() - 5, custom.end()) ==
+        std::vector<std::string>{"-L", "8443", "-s", "/srv/images.tar.gz", "-I"});
+  CHECK(kasm::describe_installer(f.invocation()).find("-M '<random placeholder>' -H -D -N -L 443 -I") !=
+        std::string::npos);
 }
 
-TEST_CASE("installer: a good run gets the flags, apt settings and stdin it needs", "[install]") {
+TEST_CASE("installer: a good run gets placeholders, apt settings, DOCKER_HOST and a private working directory",
+          "[install]") {
   InstallFixture f;
   f.unpack_release();
   sys::ProcessRunner runner;
@@ -137,34 +148,57 @@ TEST_CASE("installer: a good run gets the flags, apt settings and stdin it needs
   const auto outcome = kasm::run_installer(runner, f.invocation());
   CHECK(outcome.attempts == 1);
   CHECK(f.runs() == 1);
-  CHECK(lines_of(read_file(f.record / "argv")) ==
-        std::vector<std::string>{"-e", "-S", "agent", "-p", "10.1.2.3", "-m", "manager.example.test", "-i", kServerId,
-                                 "-r", "aws", "-M", kAgentToken, "-H", "-I", "-L", "443"});
+  const auto argv = lines_of(read_file(f.record / "argv"));
+  REQUIRE(argv.size() == 17);
+  CHECK(std::vector<std::string>(argv.begin(), argv.begin() + 10) ==
+        std::vector<std::string>{"-e", "-S", "agent", "-p", kasm::kPlaceholderAddress, "-m", kasm::kPlaceholderManager,
+                                 "-i", kasm::kPlaceholderServerId, "-M"});
+  CHECK(argv[10].rfind("placeholder-", 0) == 0); // a random throw-away value
+  CHECK(std::vector<std::string>(argv.begin() + 11, argv.end()) ==
+        std::vector<std::string>{"-H", "-D", "-N", "-L", "443", "-I"});
   const auto env = lines_of(read_file(f.record / "env"));
   CHECK(std::count(env.begin(), env.end(), "DEBIAN_FRONTEND=noninteractive") == 1);
+  CHECK(std::count(env.begin(), env.end(), "DOCKER_HOST=unix://" + (f.root.path() / "var/run/docker.sock").string()) ==
+        1);
   const auto apt_config = std::find_if(env.begin(), env.end(), [](auto& l) { return l.rfind("APT_CONFIG=", 0) == 0; });
   REQUIRE(apt_config != env.end());
-  CHECK(apt_config->find((f.root.path() / "var/lib/kasm-bootstrap/apt-config.").string()) != std::string::npos);
+  CHECK(apt_config->find((f.state_dir / "apt-config.").string()) != std::string::npos);
   CHECK(read_file(f.record / "apt-config").find("DPkg::Lock::Timeout \"45\";") != std::string::npos);
+  // It ran in the private working directory, where its log with the token would be.
+  CHECK(lines_of(read_file(f.record / "cwd")) == std::vector<std::string>{(f.state_dir / "work").string()});
+  struct stat st {};
+  REQUIRE(::lstat((f.state_dir / "work").c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0700);
   CHECK_FALSE(f.temp_files_left());
 
-  const auto yaml = read_file(f.root.path() / "opt/kasm/current/conf/app/agent.app.config.yaml");
-  CHECK(yaml.find("server_id: '" + kServerId + "'") != std::string::npos);
-  CHECK(yaml.find("public_hostname: '10.1.2.3'") != std::string::npos);
-  CHECK(fs::exists(f.root.path() / "opt/kasm/1.15.0/certs/kasm_nginx.key"));
+  // The installer's own link is absolute (/opt/kasm/1.15.0): read it inside the root.
+  const sys::RootFs rootfs(f.root.path());
+  const auto yaml = rootfs.read_file("/opt/kasm/current/conf/app/agent.app.config.yaml");
+  REQUIRE(yaml);
+  CHECK(yaml->find(std::string("server_id: ") + kasm::kPlaceholderServerId) != std::string::npos);
+  CHECK(rootfs.read_link("/opt/kasm/current") == fs::path("/opt/kasm/1.15.0"));
+  CHECK(rootfs.exists("/opt/kasm/1.15.0/certs/kasm_nginx.key"));
+  CHECK(rootfs.exists("/opt/kasm/current/bin/start"));
   // Output streamed into the log line by line (the capture sits before the masking sinks).
   CHECK(capture.text().find("install.sh: Installation Complete") != std::string::npos);
 }
 
-TEST_CASE("installer: a failure reports the exit status and the last lines", "[install]") {
+TEST_CASE("installer: a failure reports the exit status and the last lines; its log is drained and removed",
+          "[install]") {
   InstallFixture f;
   f.unpack_release();
   f.mode("fail");
+  LogCapture capture;
   const auto message = f.run_error(f.invocation());
-  CHECK(message.find("install.sh failed (exit status 3)") != std::string::npos);
-  CHECK(message.find("ERROR: docker installation failed") != std::string::npos);
-  CHECK(message.find(kAgentToken) == std::string::npos); // the tail is masked too
+  INFO(message);
+  CHECK(message.find("install.sh failed (exit status") != std::string::npos);
+  CHECK(message.find("An error has occurred please review the log at ./kasm_install_") != std::string::npos);
   CHECK(f.runs() == 1);
+  // The fake kept its log, as the real one does after a set -e failure; we logged its tail
+  // and removed it.
+  CHECK(capture.text().find("install.sh left " + (f.state_dir / "work").string() + "/kasm_install_") !=
+        std::string::npos);
+  CHECK(capture.text().find("Setting Default Manager Token as placeholder-") != std::string::npos);
   CHECK_FALSE(f.temp_files_left());
 }
 
@@ -173,7 +207,7 @@ TEST_CASE("installer: a hung installer is stopped at the deadline with its whole
   f.unpack_release();
   f.mode("hang");
   auto in = f.invocation();
-  in.timeout = std::chrono::seconds(1);
+  in.run.timeout = std::chrono::seconds(1);
   const auto message = f.run_error(in);
   CHECK(message.find("did not finish within 1 s") != std::string::npos);
   CHECK(message.find("Pulling service images") != std::string::npos);
@@ -188,7 +222,8 @@ TEST_CASE("installer: a prompt fails at once because stdin is /dev/null", "[inst
   f.mode("prompt");
   const auto message = f.run_error(f.invocation());
   CHECK(message.find("exit status 1") != std::string::npos);
-  CHECK(message.find("no answer on stdin") != std::string::npos);
+  // read(1) got end-of-file and set -e ended the script: its ERR trap speaks.
+  CHECK(message.find("An error has occurred please review the log") != std::string::npos);
 }
 
 TEST_CASE("installer: an apt lock failure is retried once, after the lock is free", "[install]") {
@@ -213,7 +248,7 @@ TEST_CASE("installer: an apt lock failure is retried once, after the lock is fre
   CHECK(f.runs() == 2);
   CHECK(waits == 2);
   CHECK(holders == std::vector<std::string>{"apt-get"});
-  CHECK(fs::exists(f.root.path() / "opt/kasm/current/conf/app/agent.app.config.yaml"));
+  CHECK(rootfs.exists("/opt/kasm/current/conf/app/agent.app.config.yaml"));
 }
 
 TEST_CASE("installer: an apt lock failure that persists fails after the one retry", "[install]") {
@@ -232,7 +267,7 @@ TEST_CASE("installer: a missing install.sh is a clear error", "[install]") {
   CHECK(message.find("installer not found: " + (f.release_dir / "install.sh").string()) != std::string::npos);
 }
 
-TEST_CASE("release and install steps: a run downloads, waits, installs, and never shows the token",
+TEST_CASE("release and install steps: a run downloads, waits, installs, and the token reaches nothing",
           "[install][steps]") {
   InstallFixture f;
   TestCa ca;
@@ -266,7 +301,9 @@ TEST_CASE("release and install steps: a run downloads, waits, installs, and neve
     steps.push_back(steps::make_ensure_swap());
     steps.push_back(steps::make_fetch_release());
     steps.push_back(steps::make_wait_package_locks());
-    steps.push_back(steps::make_install_agent());
+    // Without check-manager: no manager here (the e2e suites run the whole plan).
+    steps.push_back(steps::with_dependencies(
+        steps::make_install_agent(), {steps::id::kEnsureSwap, steps::id::kFetchRelease, steps::id::kWaitPackageLocks}));
     return plan::Plan(std::move(steps));
   };
   const auto log_file = f.root.path() / "var/lib/kasm-bootstrap/kasm-bootstrap.log";
@@ -290,10 +327,11 @@ TEST_CASE("release and install steps: a run downloads, waits, installs, and neve
   INFO(report.failure_message);
   REQUIRE(report.success());
   CHECK(f.runs() == 1);
-  CHECK(read_file(f.record / "argv").find(kAgentToken) != std::string::npos); // it did reach install.sh
+  CHECK(read_file(f.record / "argv").find(kAgentToken) == std::string::npos); // install.sh never gets it
+  CHECK(read_file(f.record / "env").find(kAgentToken) == std::string::npos);
   const auto log = read_file(log_file);
-  CHECK(log.find("install.sh: Role: agent, manager: manager.example.test, token: ****") != std::string::npos);
-  CHECK(log.find("-M **** -H") != std::string::npos);
+  CHECK(log.find("install.sh: Installation Complete") != std::string::npos);
+  CHECK(log.find("-M '<random placeholder>' -H -D -N -L 443") != std::string::npos);
   CHECK(log.find("release: downloaded") != std::string::npos);
   CHECK(all_files_under(f.root.path() / "var/lib/kasm-bootstrap").find(kAgentToken) == std::string::npos);
   CHECK(all_files_under(f.root.path() / "var/cache/kasm-bootstrap").find(kAgentToken) == std::string::npos);
@@ -338,8 +376,6 @@ TEST_CASE("release and install steps: the dry run is honest and masks the token"
   CHECK(text.out.find("fetch  " + server.url()) != std::string::npos);
   CHECK(text.out.find("not cached") != std::string::npos);
   CHECK(text.out.find("CA bundle " + (root.path() / "etc/test-ca.crt").string()) != std::string::npos);
-  CHECK(text.out.find("-p 10.1.2.3 -m manager.example.test -i " + kServerId + " -r aws -M **** -H -I") !=
-        std::string::npos);
   CHECK(text.out.find("DPkg::Lock::Timeout 600 s") != std::string::npos);
   CHECK(text.out.find("/var/lib/dpkg/lock-frontend  (free now)") != std::string::npos);
   CHECK(server.gets().empty()); // a dry run downloads nothing
@@ -348,7 +384,11 @@ TEST_CASE("release and install steps: the dry run is honest and masks the token"
       run_binary({"plan", "--root", root.path().string(), "--config", cfg.string(), "--output", "json"}, env);
   CHECK(json.exit_code == 0);
   CHECK(json.out.find(kAgentToken) == std::string::npos);
-  CHECK(json.out.find("-M **** -H") != std::string::npos);
+  CHECK(json.out.find(std::string("-p ") + kasm::kPlaceholderAddress + " -m " + kasm::kPlaceholderManager + " -i " +
+                      kasm::kPlaceholderServerId + " -M '<random placeholder>' -H -D -N -L 443 -I") !=
+        std::string::npos);
+  // The registration goes into the agent configuration, after the install.
+  CHECK(json.out.find("server_id " + kServerId + ", public_hostname 10.1.2.3, provider 'aws'") != std::string::npos);
 
   // With the archive in the cache, the dry run says so.
   const auto cached = root.path() / "var/cache/kasm-bootstrap" / ("kasm-release-" + sha.substr(0, 16) + ".tar.gz");

@@ -67,6 +67,15 @@ TEST_CASE("release layout: detection names what it looked for", "[release][layou
   root.write("var/cache/r/kasm_release/install.sh", "KASM_VERSION=\"1.20.0\"\n");
   CHECK(detect_error().find("the release is Kasm 1.20.0") != std::string::npos);
   root.write("var/cache/r/kasm_release/install.sh", "KASM_VERSION=\"1.17.0\"\n");
+  const auto neither = detect_error();
+  CHECK(neither.find("has neither conf/app/agent.app.config.yaml (Kasm 1.15 and 1.16) nor "
+                     "conf/app/agent/agent.app.config.yaml (Kasm 1.17 and later)") != std::string::npos);
+  // A 1.17 version over a 1.16 tree: the two disagree, and nothing is guessed.
+  root.write("var/cache/r/kasm_release/conf/app/agent.app.config.yaml", "agent: {}\nmanager: {}\n");
+  const auto mixed = detect_error();
+  CHECK(mixed.find("says Kasm 1.17.0, which keeps its agent configuration in conf/app/agent/agent.app.config.yaml, "
+                   "but the release has conf/app/agent.app.config.yaml instead") != std::string::npos);
+  root.write("var/cache/r/kasm_release/conf/app/agent/agent.app.config.yaml", "agent: {}\nmanager: {}\n");
   CHECK(kasm::detect_release_layout(fs, "/var/cache/r/kasm_release").version.text == "1.17.0");
 }
 

@@ -14,7 +14,8 @@ namespace kb::config {
 struct Config {
   // Registration: rendered by Kasm into the startup script.
   std::string server_id;
-  std::string manager_address; // the Zone's Upstream Auth Address (host or IP)
+  std::string manager_address;     // the Zone's Upstream Auth Address (host or IP)
+  std::int64_t manager_port = 443; // where the manager's API answers (agent config manager.public_port)
   Secret manager_token;
   std::string provider;
   std::string server_hostname;
@@ -43,7 +44,9 @@ struct Config {
   std::vector<std::string> install_args;
   std::int64_t lock_timeout_seconds = 600;
   std::int64_t install_timeout_seconds = 3600;
-  std::string service_images; // offline service images tarball for install.sh -s (prebake)
+  std::string service_images;               // offline service images tarball for install.sh -s (prebake)
+  std::int64_t proxy_port = 443;            // kasm_proxy's port: install.sh -L (agent.public_port, compose, nginx)
+  std::int64_t start_timeout_seconds = 900; // deadline for the release's bin/start (docker compose up)
 
   // Certificates.
   std::string nginx_cert; // PEM; empty = keep the installer's self-signed pair

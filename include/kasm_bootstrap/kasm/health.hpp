@@ -9,6 +9,7 @@
 #include "kasm_bootstrap/system/machine.hpp"
 
 #include <array>
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -37,8 +38,12 @@ struct HealthReport {
 
 nlohmann::json to_json(const HealthReport& report);
 
-// https://MANAGER/api/__healthcheck; MANAGER may be host, host:port, IPv4 or IPv6.
-std::string manager_health_url(std::string_view manager_address);
+// "MANAGER:PORT", an IPv6 address in brackets: what install.sh writes for the network
+// sidecar (/var/run/kasm-sidecar/api_hostname; docs/kasm-installer.md §2).
+std::string manager_host_port(std::string_view manager_address, std::int64_t port);
+// https://MANAGER[:PORT]/api/__healthcheck (no port when it is 443); MANAGER is a host
+// name, IPv4 or IPv6 address.
+std::string manager_health_url(std::string_view manager_address, std::int64_t port);
 
 HealthCheck check_container(const net::DockerClient& docker, std::string_view name);
 HealthCheck check_manager(const config::Config& config, const Machine& machine);

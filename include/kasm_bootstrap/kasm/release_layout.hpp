@@ -29,6 +29,18 @@ struct ReleaseLayout {
 };
 
 inline constexpr const char* kSupportedKasmVersions = "1.15 to 1.18";
+// The installer's link to the installed version (an absolute symlink to /opt/kasm/<version>).
+inline constexpr const char* kCurrentLink = "/opt/kasm/current";
+
+// An installed release, as /opt/kasm/current names it. Paths are machine paths under the
+// link, so they resolve inside the root like every other path.
+struct InstalledRelease {
+  ReleaseLayout layout;
+  std::filesystem::path dir() const { return kCurrentLink; }
+  std::filesystem::path agent_config() const { return dir() / layout.agent_config; }
+  std::filesystem::path start_script() const { return dir() / "bin/start"; }
+  std::filesystem::path certs_dir() const { return dir() / "certs"; }
+};
 
 // "1.16.0" (or "1.16.0-abc" with a build suffix) -> 1, 16, 0; nullopt otherwise.
 std::optional<KasmVersion> parse_kasm_version(std::string_view text);
@@ -37,13 +49,19 @@ std::optional<ReleaseLayout> layout_for(const KasmVersion& version);
 // The KASM_VERSION="..." assignment in install.sh's text, or nullopt.
 std::optional<std::string> version_in_install_script(std::string_view install_sh);
 
-// Reads <release_dir>/install.sh (a machine path); throws kb::Error(kRelease) naming
-// what it looked for when the version is missing or its layout unknown.
+// Reads <release_dir>/install.sh (a machine path) for the version and looks for the agent
+// configuration template where each generation keeps it (conf/app/agent.app.config.yaml
+// up to 1.16, conf/app/agent/agent.app.config.yaml from 1.17); throws kb::Error(kRelease)
+// naming what it looked for when the version is missing, unknown, or disagrees with the
+// tree.
 ReleaseLayout detect_release_layout(const sys::RootFs& fs, const std::filesystem::path& release_dir);
 
 // The directory /opt/kasm/current points at ("1.17.0" for /opt/kasm/1.17.0 or 1.17.0),
 // as Kasm's installer links it; nullopt when there is no such link.
 std::optional<std::string> installed_release_dir_name(const sys::RootFs& fs);
+
+// The release /opt/kasm/current points at, when its version is one whose layout is known.
+std::optional<InstalledRelease> installed_release(const sys::RootFs& fs);
 
 // The installed agent's configuration file (machine path under /opt/kasm/current), from
 // the version /opt/kasm/current points at; nullopt when no known version is installed.

@@ -3,6 +3,7 @@
 // its own file under src/steps/; this header is the wiring.
 
 #include "kasm_bootstrap/kasm/bake_manifest.hpp"
+#include "kasm_bootstrap/kasm/installer.hpp"
 #include "kasm_bootstrap/plan/plan.hpp"
 
 #include <memory>
@@ -15,15 +16,18 @@ inline constexpr std::string_view kDetectAddress = "detect-address";
 inline constexpr std::string_view kEnsureSwap = "ensure-swap";
 inline constexpr std::string_view kFetchRelease = "fetch-release";
 inline constexpr std::string_view kWaitPackageLocks = "wait-package-locks";
+// Our own manager check, before anything is installed: a wrong manager fails in seconds.
+inline constexpr std::string_view kCheckManager = "check-manager";
 inline constexpr std::string_view kInstallAgent = "install-agent";
 inline constexpr std::string_view kInstallCertificates = "install-certificates";
 inline constexpr std::string_view kVerifyHealth = "verify-health";
 // After Docker runs: containers may not reach the metadata service (net/metadata_firewall.hpp).
 inline constexpr std::string_view kBlockMetadata = "block-metadata";
-// Pre-baked fast path (DESIGN.md §5).
-inline constexpr std::string_view kEnsureDocker = "ensure-docker";
+// Both paths: the registration written into the installed release, then bin/start.
 inline constexpr std::string_view kConfigureAgent = "configure-agent";
 inline constexpr std::string_view kStartServices = "start-services";
+// Pre-baked fast path (DESIGN.md §5).
+inline constexpr std::string_view kEnsureDocker = "ensure-docker";
 // prebake only.
 inline constexpr std::string_view kBakeRelease = "bake-release";
 } // namespace id
@@ -42,22 +46,33 @@ std::unique_ptr<plan::Step> make_detect_address();
 std::unique_ptr<plan::Step> make_ensure_swap();
 std::unique_ptr<plan::Step> make_fetch_release();
 std::unique_ptr<plan::Step> make_wait_package_locks();
+std::unique_ptr<plan::Step> make_check_manager();
 std::unique_ptr<plan::Step> make_install_agent();
 std::unique_ptr<plan::Step> make_install_certificates();
 std::unique_ptr<plan::Step> make_verify_health();
-// Runs after install-agent; the fast path re-wires it after start-services.
+// Runs once the services are started.
 std::unique_ptr<plan::Step> make_block_metadata();
-
-// Fast path: docker.service through systemd (or a wait for the socket), the five
-// registration keys of agent.app.config.yaml, and the baked containers started.
-std::unique_ptr<plan::Step> make_ensure_docker();
-std::unique_ptr<plan::Step> make_configure_agent(const kasm::BakeManifest& bake);
+// The registration keys of the installed agent configuration, and the other places the
+// installer writes the manager (docs/kasm-installer.md §2).
+std::unique_ptr<plan::Step> make_configure_agent();
+// The release's bin/start (docker compose up -d).
 std::unique_ptr<plan::Step> make_start_services();
-// prebake: install.sh -D with placeholder registration values, then the manifest.
+
+// Fast path: docker.service through systemd (or a wait for the socket).
+std::unique_ptr<plan::Step> make_ensure_docker();
+// prebake: the same placeholder install as install-agent, then the manifest.
 std::unique_ptr<plan::Step> make_bake_release();
 
+// install.sh with placeholder registration values and -D -N, as install-agent and
+// bake-release run it (kasm/installer.hpp), and a run of it that waits for apt's locks
+// before each attempt.
+kasm::InstallerInvocation placeholder_install(const plan::StepContext& ctx);
+kasm::InstallerOutcome run_placeholder_install(const plan::StepContext& ctx);
+// How the release's scripts run: state dir, DOCKER_HOST from docker_socket, deadline.
+kasm::ScriptRun script_run(const plan::StepContext& ctx, std::int64_t timeout_seconds);
+
 // The same step, run after `after` instead of its own dependencies: the fast path
-// reuses install-certificates and verify-health in a graph without install-agent.
+// reuses the full path's steps in a graph without install-agent.
 std::unique_ptr<plan::Step> with_dependencies(std::unique_ptr<plan::Step> step, std::vector<std::string_view> after);
 // install-certificates that never keeps the installer's pair: on a baked image that pair
 // was made once for every instance, so a blank nginx_cert means "generate one".

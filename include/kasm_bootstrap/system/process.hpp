@@ -19,8 +19,10 @@
 namespace kb::sys {
 
 struct Command {
-  std::vector<std::string> argv;                             // argv[0] is looked up in PATH when it has no '/'
-  std::map<std::string, std::string> env_overrides;          // added to (or replacing in) our own environment
+  std::vector<std::string> argv; // argv[0] is looked up in PATH when it has no '/'
+  // Added to (or replacing in) our own environment, from which every KASM_BOOTSTRAP_*
+  // variable is dropped: our configuration (and its secrets) never reaches a child.
+  std::map<std::string, std::string> env_overrides;
   std::filesystem::path working_dir;                         // host path; empty = inherit
   std::chrono::milliseconds timeout{0};                      // 0 = no deadline
   std::chrono::milliseconds kill_grace{2000};                // SIGTERM -> SIGKILL delay at the deadline
