@@ -204,7 +204,8 @@ void validate(LoadedConfig& loaded, Purpose purpose) {
     if (value.empty() || value.front() != '/')
       check.problem(key, "must be an absolute path, got '" + util::quote_for_message(value) + "'");
   }
-  for (const auto* key : {"console", "metrics_file", "ca_bundle", "manager_ca", "service_images"}) {
+  for (const auto* key :
+       {"console", "metrics_file", "ca_bundle", "manager_ca", "service_images", "nginx_cert_path", "nginx_key_path"}) {
     const auto* spec = find_key(key);
     const auto& value = c.*std::get<std::string Config::*>(spec->field);
     if (!value.empty() && value.front() != '/')
@@ -248,6 +249,12 @@ void validate(LoadedConfig& loaded, Purpose purpose) {
   if (has_cert && c.generate_self_signed)
     check.problem("generate_self_signed",
                   "is true but nginx_cert is also set; give a certificate or ask for a generated one, not both");
+  if (c.nginx_cert_path.empty() != c.nginx_key_path.empty())
+    check.problem(c.nginx_cert_path.empty() ? "nginx_cert_path" : "nginx_key_path",
+                  "nginx_cert_path and nginx_key_path come as a pair; the other one is set but this one is blank");
+  if (!c.nginx_cert_path.empty() && c.generate_self_signed)
+    check.problem("generate_self_signed", "is true but nginx_cert_path is also set; name a pair or ask for a "
+                                          "generated one, not both");
 }
 
 } // namespace kb::config

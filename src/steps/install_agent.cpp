@@ -5,26 +5,50 @@
 
 #include "kasm_bootstrap/kasm/installer.hpp"
 #include "kasm_bootstrap/kasm/release_cache.hpp"
+#include "kasm_bootstrap/kasm/release_download.hpp"
 #include "kasm_bootstrap/kasm/release_layout.hpp"
 #include "kasm_bootstrap/steps/steps.hpp"
 #include "kasm_bootstrap/system/package_locks.hpp"
+#include "kasm_bootstrap/util/json_text.hpp"
 #include "kasm_bootstrap/util/log.hpp"
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 namespace kb::steps {
 namespace {
 
 namespace fs = std::filesystem;
 
+// What install-agent installed, in the state directory: the version alone does not name a
+// release (a rebuilt tarball, or a bake that is not trusted, has the same version), its
+// sha256 does.
+constexpr const char* kInstalledRecord = "installed-release.json";
+
+std::filesystem::path installed_record(const plan::StepContext& ctx) {
+  return std::filesystem::path(ctx.config.state_dir) / kInstalledRecord;
+}
+
 // The installed release, when it is the fetched one and complete: /opt/kasm/current links
-// to /opt/kasm/<version>, which holds the agent configuration and bin/start.
+// to /opt/kasm/<version>, which holds the agent configuration and bin/start, and this
+// step installed it from the configured tarball.
 std::optional<std::string> installed_matching_release(const plan::StepContext& ctx) {
+  const auto& fs = ctx.machine.fs;
   const auto wanted = ctx.facts.get(out::kReleaseVersion);
-  const auto installed = kasm::installed_release(ctx.machine.fs);
+  const auto installed = kasm::installed_release(fs);
   if (!wanted || !installed || installed->layout.version.text != *wanted) return std::nullopt;
-  if (!ctx.machine.fs.exists(installed->agent_config()) || !ctx.machine.fs.exists(installed->start_script()))
-    return std::nullopt;
+  if (!fs.exists(installed->agent_config()) || !fs.exists(installed->start_script())) return std::nullopt;
+  try {
+    const auto text = fs.read_file(installed_record(ctx), 64u << 10);
+    if (!text || util::json_too_deep(*text)) return std::nullopt;
+    const auto record = nlohmann::json::parse(*text);
+    if (!record.is_object() ||
+        record.value("release_sha256", "") != kasm::normalize_digest(ctx.config.release_sha256) ||
+        record.value("version", "") != *wanted)
+      return std::nullopt;
+  } catch (const std::exception&) {
+    return std::nullopt; // unreadable: install again
+  }
   return installed->layout.version.text;
 }
 
@@ -54,6 +78,8 @@ public:
                                      c.state_dir, kasm::kScriptWorkDir, c.state_dir, c.lock_timeout_seconds,
                                      c.install_timeout_seconds)});
     d.actions.push_back({"check", kasm::kCurrentLink, "links the release's version, with its agent configuration"});
+    d.actions.push_back({"write", (std::filesystem::path(c.state_dir) / kInstalledRecord).string(),
+                         "the installed release's sha256 and version"});
     return d;
   }
 
@@ -74,6 +100,9 @@ public:
                                                   installed->layout.version.text, wanted));
     if (!ctx.machine.fs.exists(installed->agent_config()))
       throw Error(ExitCode::kInstall, "install.sh exited 0 but did not write " + installed->agent_config().string());
+    const nlohmann::json record{{"release_sha256", kasm::normalize_digest(ctx.config.release_sha256)},
+                                {"version", installed->layout.version.text}};
+    ctx.machine.fs.write_file_atomic(installed_record(ctx), record.dump() + "\n", 0644);
     return {{"installed_version", installed->layout.version.text},
             {"installer_attempts", std::to_string(outcome.attempts)}};
   }

@@ -24,20 +24,34 @@ constexpr mode_t kCertMode = 0644;
 constexpr mode_t kKeyMode = 0600;
 constexpr std::chrono::milliseconds kSettleTime{1500};
 
-enum class Source { kInstaller, kConfig, kGenerate };
+enum class Source { kInstaller, kConfig, kFiles, kGenerate };
 
 Source source_of(const config::Config& c) {
   if (!c.nginx_cert.empty()) return Source::kConfig;
+  if (!c.nginx_cert_path.empty()) return Source::kFiles;
   return c.generate_self_signed ? Source::kGenerate : Source::kInstaller;
 }
 
 const char* source_name(Source s) {
   switch (s) {
   case Source::kConfig: return "config";
+  case Source::kFiles: return "files";
   case Source::kGenerate: return "generated";
   case Source::kInstaller: return "installer";
   }
   return "?";
+}
+
+// The pair named by nginx_cert_path / nginx_key_path, read inside the root; the key
+// becomes a Secret at once, so no message can show it.
+kasm::CertificatePair pair_from_files(const sys::RootFs& fs, const config::Config& c) {
+  constexpr std::size_t kMaxPem = 1u << 20;
+  const auto read = [&](const std::string& key, const std::string& path) {
+    const auto text = fs.read_file(path, kMaxPem);
+    if (!text) throw Error(ExitCode::kCertificate, key + " " + path + " does not exist");
+    return *text;
+  };
+  return {read("nginx_cert_path", c.nginx_cert_path), Secret(read("nginx_key_path", c.nginx_key_path))};
 }
 
 // The names clients use to reach this agent: the external FQDN and the agent address.
@@ -98,6 +112,9 @@ public:
       const auto leaf = kasm::summarize_certificate(ctx.config.nginx_cert);
       d.summary = "install the configured nginx certificate" +
                   (leaf ? " (" + leaf->subject + ", valid until " + leaf->not_after + ")" : std::string());
+    } else if (source == Source::kFiles) {
+      d.summary = "install the nginx certificate pair from " + ctx.config.nginx_cert_path + " and " +
+                  ctx.config.nginx_key_path + " (nginx_cert_path, nginx_key_path)";
     } else {
       std::string names;
       for (const auto& n : agent_names(ctx))
@@ -124,6 +141,13 @@ public:
     if (!cert || !key || !has_mode(fs, p.cert, kCertMode) || !has_mode(fs, p.key, kKeyMode)) return std::nullopt;
     if (source == Source::kConfig) {
       if (*cert != ctx.config.nginx_cert || *key != ctx.config.nginx_key.reveal()) return std::nullopt;
+    } else if (source == Source::kFiles) {
+      try {
+        const auto wanted = pair_from_files(fs, ctx.config);
+        if (*cert != wanted.cert_pem || *key != wanted.key_pem.reveal()) return std::nullopt;
+      } catch (const std::exception&) {
+        return std::nullopt; // apply() says what is wrong with the files
+      }
     } else {
       // Ours only when we made it for exactly this instance's names: a pair baked into
       // the image was made for another address and must be replaced.
@@ -149,6 +173,8 @@ public:
     kasm::CertificatePair pair;
     if (source == Source::kConfig)
       pair = {ctx.config.nginx_cert, ctx.config.nginx_key};
+    else if (source == Source::kFiles)
+      pair = pair_from_files(fs, ctx.config);
     else
       pair = kasm::generate_self_signed(names);
 

@@ -51,7 +51,7 @@ public:
 private:
   static config::Config adjusted(const config::Config& c) {
     auto copy = c;
-    if (copy.nginx_cert.empty()) copy.generate_self_signed = true;
+    if (copy.nginx_cert.empty() && copy.nginx_cert_path.empty()) copy.generate_self_signed = true;
     return copy;
   }
 };

@@ -1,6 +1,10 @@
 #!/usr/bin/env python3
-"""e2e_run: a full `kasm-bootstrap run` in the fake AWS world registers the agent; a re-run
-is a no-op; a run killed midway (SIGKILL, SIGTERM) resumes without a second download.
+"""e2e_run: a full `kasm-bootstrap run` in the fake AWS world, for the Kasm version the
+world serves (KB_E2E_KASM_VERSION), registers the agent: install.sh with placeholders and
+-D -N, the registration written into the agent configuration, bin/start (compose) creating
+the containers; the token on no command line and in no environment of the install's or the
+start's process trees; a re-run is a no-op; a run killed midway (SIGKILL, SIGTERM) resumes
+without a second download.
 
   test_run.py --binary PATH [unittest options]     exit 77 (skip) when the world cannot exist
 """
@@ -18,8 +22,9 @@ import world  # noqa: E402
 from world import AWS_IP, INSTANCE_IP, SERVER_ID, TOKEN  # noqa: E402
 
 W = None
-STEPS = ["preflight", "detect-address", "ensure-swap", "fetch-release", "wait-package-locks", "install-agent",
-         "install-certificates", "block-metadata", "verify-health"]
+STEPS = ["preflight", "detect-address", "ensure-swap", "check-manager", "fetch-release", "wait-package-locks",
+         "install-agent", "configure-agent", "install-certificates", "start-services", "block-metadata",
+         "verify-health"]
 METADATA_URL = f"http://{world.IMDS_IP}/latest/meta-data/local-ipv4"
 
 
@@ -47,21 +52,60 @@ class HappyPath(unittest.TestCase):
     def test_run_succeeds(self):
         self.assertEqual(self.result.rc, 0, f"{self.result}\n--containers--\n{self.containers}")
 
-    def test_installer_invoked_with_the_right_arguments_token_only_after_M(self):
+    def test_installer_gets_placeholders_and_no_token(self):
         argv = self.case.installer_argv()
-        self.assertEqual(argv, ["-e", "-S", "agent", "-p", INSTANCE_IP, "-m", AWS_IP, "-i", SERVER_ID, "-r", "aws",
-                                "-M", TOKEN, "-H"])
+        self.assertEqual(argv[:10], ["-e", "-S", "agent", "-p", "placeholder.kasm-bootstrap.invalid", "-m",
+                                     "placeholder-manager.kasm-bootstrap.invalid", "-i",
+                                     "00000000-0000-0000-0000-000000000000", "-M"])
+        self.assertTrue(argv[10].startswith("placeholder-"), argv)
+        self.assertEqual(argv[11:], ["-H", "-D", "-N", "-L", "443"])
+        for record in ("argv", "env", "start.argv", "start.env"):
+            text = self.case.read("/fake-installer/" + record)
+            self.assertIsNotNone(text, record)
+            self.assertNotIn(TOKEN, text, record)
         env = self.case.read("/fake-installer/env")
-        self.assertNotIn(TOKEN, env, "the token must not be in the installer's environment")
         self.assertIn("DEBIAN_FRONTEND=noninteractive", env)
         self.assertIn("DPkg::Lock::Timeout", self.case.read("/fake-installer/apt-config") or "")
+        # Both scripts ran in the private working directory, which holds nothing afterwards.
+        work = "/var/lib/kasm-bootstrap/work"
+        self.assertEqual((self.case.read("/fake-installer/cwd") or "").strip(), self.case.path(work))
+        self.assertEqual((self.case.read("/fake-installer/start.cwd") or "").strip(), self.case.path(work))
+        self.assertEqual(os.stat(self.case.path(work)).st_mode & 0o777, 0o700)
+        self.assertEqual(os.listdir(self.case.path(work)), [])
 
-    def test_agent_config_written(self):
-        yaml = self.case.read("/opt/kasm/current/conf/app/agent.app.config.yaml")
-        self.assertIsNotNone(yaml)
-        self.assertIn(f"server_id: '{SERVER_ID}'", yaml)
-        self.assertIn(f"public_hostname: '{INSTANCE_IP}'", yaml)
-        self.assertIn(f"- '{AWS_IP}'", yaml)
+    def test_agent_config_holds_every_registration_key(self):
+        config = self.case.agent_config()
+        self.assertIsNotNone(config)
+        self.assertEqual(config["agent"]["server_id"], SERVER_ID)
+        self.assertEqual(config["agent"]["public_hostname"], INSTANCE_IP)
+        self.assertEqual(config["agent"]["provider"], "aws")
+        self.assertEqual(config["agent"]["public_port"], 443)
+        self.assertEqual(config["manager"]["hostnames"], [AWS_IP])
+        self.assertEqual(config["manager"]["token"], TOKEN)
+        self.assertEqual(config["manager"]["public_port"], 443)
+        self.assertEqual(os.stat(self.case.path(world.AGENT_CONFIG)).st_mode & 0o777, 0o600)
+        self.assertEqual(self.case.read("/var/run/kasm-sidecar/api_hostname"), AWS_IP + ":443\n")
+
+    def test_no_file_but_the_agent_config_holds_the_token(self):
+        config = os.path.realpath(self.case.path(world.AGENT_CONFIG))
+        holders = []
+        for d, _, files in os.walk(self.case.root):
+            for f in files:
+                p = os.path.join(d, f)
+                if os.path.islink(p) or not os.path.isfile(p) or os.path.realpath(p) == config:
+                    continue
+                with open(p, "rb") as fh:
+                    if TOKEN.encode() in fh.read():
+                        holders.append(p)
+        self.assertEqual(holders, [])
+
+    def test_containers_created_by_compose_from_the_release(self):
+        for name in ("kasm_agent", "kasm_proxy"):
+            labels = json.loads(W.docker("inspect", "-f", "{{json .Config.Labels}}", name).stdout)
+            self.assertEqual(labels.get("com.docker.compose.project"), "docker", labels)
+            image = W.docker("inspect", "-f", "{{.Config.Image}}", name).stdout.strip()
+            self.assertEqual(image, ("kasmweb/agent:" if name == "kasm_agent" else "kasmweb/proxy:") + world.VERSION)
+        self.assertEqual((self.case.read("/fake-installer/start.runs") or "").strip(), "1")
 
     def test_configured_certificate_installed_and_served(self):
         crt = self.case.path("/opt/kasm/current/certs/kasm_nginx.crt")
@@ -70,13 +114,13 @@ class HappyPath(unittest.TestCase):
         self.assertEqual(world.slurp(key), W.nginx_key_pem)
         st = os.stat(key)
         self.assertEqual(st.st_mode & 0o777, 0o600)
-        self.assertEqual((st.st_uid, st.st_gid), (1000, 1000), "owner is the kasm user the installer created")
+        kasm = [l.split(":") for l in self.case.read("/etc/passwd").splitlines() if l.startswith("kasm:")][0]
+        self.assertEqual((st.st_uid, st.st_gid), (int(kasm[2]), int(kasm[3])), "owner is the installer's kasm user")
         self.assertEqual(self.served, W.nginx_fingerprint, "nginx in kasm_proxy serves the configured pair")
 
-    def test_nginx_tested_and_reloaded_in_kasm_proxy(self):
-        self.assertIn("nginx -t", self.execs)
-        self.assertIn("nginx -s reload", self.execs)
-        self.assertLess(self.execs.index("nginx -t"), self.execs.index("nginx -s reload"))
+    def test_the_pair_was_in_place_before_the_proxy_existed(self):
+        # install-certificates runs before start-services: nothing to reload.
+        self.assertNotIn("nginx -s reload", self.execs)
 
     def test_health_green_and_status_complete(self):
         st = self.status_first
@@ -266,36 +310,24 @@ class Interrupted(unittest.TestCase):
         self.assertEqual(first2.rc, 12)
 
 
-class Layouts(unittest.TestCase):
-    """One release per Kasm layout: the version is read from the release's install.sh, the
-    agent configuration is found where that version keeps it, and plan names the version."""
+class Layout(unittest.TestCase):
+    """The world's release (each ctest entry serves one Kasm version): plan names the version
+    read from the release's install.sh and the layout found in its tree; a release of an
+    unknown generation, or one whose tree disagrees with its version, is refused by name."""
 
-    def run_layout(self, version, config_path):
-        sha = W.serve_release(self, "layout-" + version, "--version", version)
-        case = W.new_case("layout" + version)
-        case.config["release_sha256"] = sha
+    def test_plan_names_the_detected_version_and_layout(self):
+        case = W.new_case("layout")
+        config_path = world.AGENT_CONFIG[len("/opt/kasm/current/"):]
+        before = case.run("--dry-run")
+        self.assertEqual(before.rc, 0, before)
+        self.assertIn("KASM_VERSION names a Kasm release whose layout is known", before.stdout)
         r = case.run()
         self.assertEqual(r.rc, 0, r)
-        yaml = case.read(f"/opt/kasm/{version}/{config_path}")
-        self.assertIsNotNone(yaml, f"no agent configuration at {config_path}")
-        self.assertIn(f"server_id: '{SERVER_ID}'", yaml)
-        self.assertIn(f"fetch-release: Kasm {version} (agent configuration {config_path})", case.log())
+        self.assertIn(f"fetch-release: Kasm {world.VERSION} (agent configuration {config_path})", case.log())
+        self.assertEqual(case.agent_config()["agent"]["server_id"], SERVER_ID)
         plan = case.run("--dry-run")
         self.assertEqual(plan.rc, 0, plan)
-        self.assertIn(f"Kasm {version} (agent configuration {config_path})", plan.stdout)
-        self.assertEqual(case.status()["result"], "success")
-
-    def test_1_15(self):
-        self.run_layout("1.15.0", "conf/app/agent.app.config.yaml")
-
-    def test_1_16(self):
-        self.run_layout("1.16.0", "conf/app/agent.app.config.yaml")
-
-    def test_1_17(self):
-        self.run_layout("1.17.0", "conf/app/agent/agent.app.config.yaml")
-
-    def test_1_18(self):
-        self.run_layout("1.18.0", "conf/app/agent/agent.app.config.yaml")
+        self.assertIn(f"Kasm {world.VERSION} (agent configuration {config_path})", plan.stdout)
 
     def test_an_unknown_generation_is_refused_by_name(self):
         sha = W.serve_release(self, "layout-1.19.0", "--version", "1.19.0")
@@ -306,6 +338,131 @@ class Layouts(unittest.TestCase):
         self.assertIn("the release is Kasm 1.19.0 (KASM_VERSION in ", r.stdout + r.stderr)
         self.assertIn("knows the layouts of Kasm 1.15 to 1.18 only", r.stdout + r.stderr)
         self.assertEqual(case.installer_runs(), 0, "nothing installed from an unknown layout")
+
+
+class ProcessTrees(unittest.TestCase):
+    """While install.sh and bin/start run (the fake sleeping in each), every process of
+    their trees is read through /proc: cmdline and environ as root, and everything
+    readable as an unprivileged uid. The token, given to the binary through its
+    environment here, is in none of them; after the run no file but the agent
+    configuration holds it."""
+
+    # Runs as uid 65534. The token comes on stdin (never on its own command line); stdin's
+    # end-of-file says stop.
+    SCANNER = r"""
+import os, select, sys
+token = sys.stdin.readline().strip().encode()
+found, read = set(), 0
+while not select.select([sys.stdin], [], [], 0.02)[0]:
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        for item in ("cmdline", "environ"):
+            try:
+                with open(f"/proc/{pid}/{item}", "rb") as f:
+                    data = f.read()
+            except OSError:
+                continue
+            read += 1
+            if token in data:
+                found.add(f"{pid}/{item}")
+print(read, " ".join(sorted(found)))
+"""
+
+    def test_no_token_in_any_cmdline_or_environ_of_the_install_and_start_trees(self):
+        case = W.new_case("proctree")
+        del case.config["manager_token"]
+        case.env["KASM_BOOTSTRAP_MANAGER_TOKEN"] = TOKEN  # the binary's own environ holds it
+        case.env["KASM_FAKE_SLEEP"] = "2"
+        case.env["KASM_FAKE_START_SLEEP"] = "2"
+        # Debian's interpreter: a uid without a home cannot run one installed under /root.
+        scanner = subprocess.Popen(["/usr/bin/python3", "-c", self.SCANNER], stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, text=True, user=65534, group=65534, cwd="/")
+        self.addCleanup(lambda: scanner.poll() is None and scanner.kill())
+        scanner.stdin.write(TOKEN + "\n")
+        scanner.stdin.flush()
+        seen, hits = {}, []
+
+        def sample(c):
+            for pid, cmd in c.marked_processes().items():
+                if f" run --root {c.root} " in cmd:
+                    continue  # the binary itself (`ip netns exec` execs it), which was given the token
+                seen.setdefault(pid, cmd)
+                for item in ("cmdline", "environ"):
+                    try:
+                        with open(f"/proc/{pid}/{item}", "rb") as f:
+                            if TOKEN.encode() in f.read():
+                                hits.append(f"{cmd} ({item})")
+                    except OSError:
+                        pass
+            return False
+
+        try:
+            r = case.run(signal_when=(sample, signal.SIGTERM))
+        finally:
+            out, _ = scanner.communicate(timeout=30)  # closes its stdin: the scan ends
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(hits, [])
+        self.assertTrue(any("install.sh" in c for c in seen.values()), seen)
+        self.assertTrue(any("start" in c and "install.sh" not in c for c in seen.values()), seen)
+        read, _, found = out.strip().partition(" ")
+        self.assertGreater(int(read), 0, "the unprivileged scanner read /proc")
+        # The binary's own environ is root's and unreadable to uid 65534; its cmdline has no token.
+        self.assertEqual(found, "", "an unprivileged user read the token in " + found)
+        self.assertEqual(case.leaks(r), [])
+
+
+class FailedInstall(unittest.TestCase):
+    def test_after_a_failed_install_no_file_holds_the_token_and_no_log_is_left(self):
+        case = W.new_case("failtoken")
+        case.env["KASM_FAKE_MODE"] = "fail"
+        r = case.run()
+        self.assertEqual(r.rc, 8, r)
+        self.assertIn("install.sh left ", case.log())
+        holders = []
+        for d, _, files in os.walk(case.root):
+            for f in files:
+                p = os.path.join(d, f)
+                if not os.path.islink(p) and os.path.isfile(p):
+                    with open(p, "rb") as fh:
+                        if TOKEN.encode() in fh.read():
+                            holders.append(p)
+        # The config file the test hands the binary sits beside the root, not in it.
+        self.assertEqual(holders, [])
+        self.assertEqual(os.listdir(case.path("/var/lib/kasm-bootstrap/work")), [])
+        self.assertEqual(case.leaks(r), [])
+
+
+class Ports(unittest.TestCase):
+    """A manager on 8443 and kasm_proxy on 8444 (install.sh -L) end to end."""
+
+    def test_manager_on_8443_and_proxy_port_8444(self):
+        W.restart_manager(port=8443)
+        self.addCleanup(W.restart_manager)
+        case = W.new_case("ports")
+        case.config["manager_port"] = 8443
+        case.config["proxy_port"] = 8444
+        r = case.run()
+        self.assertEqual(r.rc, 0, f"{r}\n{W.containers_report()}")
+        argv = case.installer_argv()
+        self.assertEqual(argv[argv.index("-L") + 1], "8444")
+        config = case.agent_config()
+        self.assertEqual(config["agent"]["public_port"], 8444)
+        self.assertEqual(config["manager"]["public_port"], 8443)
+        self.assertEqual(case.read("/var/run/kasm-sidecar/api_hostname"), AWS_IP + ":8443\n")
+        ports = W.docker("port", "kasm_proxy").stdout
+        self.assertIn("8444/tcp", ports)
+        checked = [s for s in case.status()["steps"] if s["id"] == "check-manager"][0]["outputs"]
+        self.assertEqual(checked["manager"], f"ok from https://{AWS_IP}:8443/api/__healthcheck")
+
+    def test_a_wrong_manager_port_fails_in_seconds_before_anything_is_installed(self):
+        case = W.new_case("badport")
+        case.config["manager_port"] = 9
+        r = case.run()
+        self.assertEqual(r.rc, 10, r)
+        self.assertLess(r.seconds, 30)
+        self.assertIn(f"the manager at https://{AWS_IP}:9/api/__healthcheck did not answer", r.stderr)
+        self.assertEqual(case.installer_runs(), 0)
 
 
 class OneAtATime(unittest.TestCase):

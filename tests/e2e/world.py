@@ -58,7 +58,14 @@ AWS_IP = "10.77.0.1"
 IMDS_IP = "169.254.169.254"
 TOKEN = "kbe2e-MANAGER-TOKEN-5f1c9a7d2b"
 SERVER_ID = "3f6c2a4e-9b1d-4c57-a8e2-6d0f1b7c9e21"
-VERSION = "1.15.0"
+# The Kasm release the world serves (tests/fakes/make_release.py --version): each layout
+# generation runs the suites (tests/CMakeLists.txt sets KB_E2E_KASM_VERSION per ctest entry).
+VERSION = os.environ.get("KB_E2E_KASM_VERSION", "1.18.0")
+# Where that version keeps its agent configuration (docs/kasm-installer.md §5).
+AGENT_CONFIG = ("/opt/kasm/current/conf/app/agent.app.config.yaml" if VERSION.startswith(("1.15.", "1.16."))
+                else "/opt/kasm/current/conf/app/agent/agent.app.config.yaml")
+# tests/fakes/bin/docker: `docker compose` as Debian's docker-compose 1.29, for bin/start.
+FAKE_BIN = os.path.join(FAKES, "bin")
 SKIP = 77  # ctest SKIP_RETURN_CODE
 METADATA_RULE_COMMENT = "kasm-bootstrap: no metadata service for containers"  # net/metadata_firewall.hpp
 
@@ -171,7 +178,34 @@ class Case:
 
     # --- files under the instance root -------------------------------------------------
     def path(self, machine_path):
-        return os.path.join(self.root, machine_path.lstrip("/"))
+        """The host path of a machine path, its symlinks resolved inside the root as the
+        binary resolves them (install.sh links /opt/kasm/current -> /opt/kasm/<version>,
+        an absolute target)."""
+        parts = [p for p in machine_path.split("/") if p]
+        done = []
+        for _ in range(64):
+            if not parts:
+                break
+            part = parts.pop(0)
+            if part == "..":
+                if done:
+                    done.pop()
+                continue
+            candidate = os.path.join(self.root, *done, part)
+            if os.path.islink(candidate):
+                target = os.readlink(candidate)
+                parts = [p for p in target.split("/") if p] + parts
+                if target.startswith("/"):
+                    done = []
+                continue
+            done.append(part)
+        return os.path.join(self.root, *done, *parts)
+
+    def agent_config(self):
+        """The installed agent configuration, parsed (python3-yaml), or None."""
+        import yaml
+        text = self.read(AGENT_CONFIG)
+        return None if text is None else yaml.safe_load(text)
 
     def link_docker_socket(self, socket_path):
         """<root>/var/run/docker.sock as a hard link to socket_path. Not a symlink: the
@@ -242,6 +276,18 @@ class Case:
                            timeout=timeout)
         return Result(r.returncode, r.stdout, r.stderr, [], time.monotonic() - start)
 
+    def script_env(self):
+        """The binary's environment, and so the release scripts': only this case's
+        configuration (none of the caller's KASM_BOOTSTRAP_* settings), the fake release's
+        root, the compose shim first in PATH, and the case's own extras."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("KASM_BOOTSTRAP_", "KASM_FAKE_"))}
+        env.update({
+            "KASM_FAKE_ROOT": self.root,
+            "PATH": FAKE_BIN + ":" + env.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+        })
+        env.update(self.env)
+        return env
+
     def run(self, *extra, signal_when=None, timeout=240, config=True, name="run", keep_strays=False):
         """Runs `kasm-bootstrap run` in the instance namespace with a listening NOTIFY_SOCKET.
 
@@ -277,15 +323,8 @@ class Case:
 
         listener = threading.Thread(target=listen, daemon=True)
         listener.start()
-        # Only this case's configuration: none of the caller's KASM_BOOTSTRAP_* settings.
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("KASM_BOOTSTRAP_", "KASM_FAKE_"))}
-        env.update({
-            "KASM_FAKE_ROOT": self.root,
-            "KASM_FAKE_DOCKER_HOST": "unix://" + self.world.docker_socket,
-            "KASM_FAKE_IMAGE": self.world.docker_image,
-            "NOTIFY_SOCKET": notify_path,
-        })
-        env.update(self.env)
+        env = self.script_env()
+        env["NOTIFY_SOCKET"] = notify_path
         cmd = ["ip", "netns", "exec", self.world.instance, self.world.binary, "run", "--root", self.root]
         if config:
             cmd += ["--config", cfg]
@@ -474,7 +513,9 @@ class World:
         self.nginx_fingerprint = fingerprint(ncert)
 
     def _release(self):
-        self.release_file = os.path.join(self.dir, f"kasm_release_{VERSION}.tar.gz")
+        # Named like Kasm's own tarballs, build suffix included; the binary reads the
+        # version from the unpacked release, never from this name.
+        self.release_file = os.path.join(self.dir, f"kasm_release_{VERSION}.e2e0a1.tar.gz")
         self.release_sha256 = self.make_release(self.release_file)
 
     def make_release(self, out, *extra):
@@ -517,10 +558,10 @@ class World:
                              ["--bind", AWS_IP, "--file", file or self.release_file, "--cert", self.server_cert,
                               "--key", self.server_key, *args])
 
-    def restart_manager(self, *args):
+    def restart_manager(self, *args, port=443):
         return self._restart("manager", self.aws, "fake_manager_health.py",
                              ["--cert", self.server_cert, "--key", self.server_key, *args,
-                              "--bind", AWS_IP, "--port", "443"])
+                              "--bind", AWS_IP, "--port", str(port)])
 
     def slow_docker(self, case, match="/exec/", delay=5.0):
         """Points the case's /var/run/docker.sock at a proxy to the real engine that holds

@@ -6,6 +6,8 @@
        notok     200 {"ok": false}
        500       500 with an HTML body
        notjson   200 with a body that is not JSON
+--ok-first N: answer the first N health checks as `ok`, then as --mode says (a manager
+       that goes down after kasm-bootstrap's check-manager asked it).
 Prints "READY <port>" once listening; logs "<METHOD> <path> -> <status>" on stderr.
 """
 import argparse
@@ -20,7 +22,9 @@ parser.add_argument("--bind", default="127.0.0.1")
 parser.add_argument("--cert", required=True)
 parser.add_argument("--key", required=True)
 parser.add_argument("--mode", default="ok", choices=["ok", "notok", "500", "notjson"])
+parser.add_argument("--ok-first", type=int, default=0)
 args = parser.parse_args()
+answered = [0]
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -39,7 +43,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path != "/api/__healthcheck":
             return self.answer(404, json.dumps({"error": "not found"}))
-        if args.mode == "ok":
+        answered[0] += 1
+        if args.mode == "ok" or answered[0] <= args.ok_first:
             return self.answer(200, json.dumps({"ok": True}))
         if args.mode == "notok":
             return self.answer(200, json.dumps({"ok": False, "error": "database down"}))

@@ -93,3 +93,36 @@ TEST_CASE("cert: with a blank nginx_cert the installer's pair is kept", "[cert]"
   CHECK(run.describe(*step).summary.find("keep the certificate") != std::string::npos);
   CHECK(r.cert_on_disk() == r.installer_pair.cert);
 }
+
+TEST_CASE("cert: a pair named by nginx_cert_path/nginx_key_path is read inside the root", "[cert]") {
+  CertRoot r;
+  auto step = steps::make_install_certificates();
+  config::Config c;
+  c.nginx_cert_path = "/etc/kasm-bootstrap/nginx.crt";
+  c.nginx_key_path = "/etc/kasm-bootstrap/nginx.key";
+  StepRun run(c, r.root);
+  CHECK(run.describe(*step).summary.find("from /etc/kasm-bootstrap/nginx.crt and /etc/kasm-bootstrap/nginx.key") !=
+        std::string::npos);
+  CHECK_FALSE(run.check(*step)); // the files are not there yet, and not installed
+
+  SECTION("a missing file is refused by name, before anything is written") {
+    std::string message;
+    CHECK(error_code([&] { run.apply(*step); }, message) == ExitCode::kCertificate);
+    CHECK(message.find("nginx_cert_path /etc/kasm-bootstrap/nginx.crt does not exist") != std::string::npos);
+    CHECK(r.cert_on_disk() == r.installer_pair.cert);
+  }
+  SECTION("the pair on disk already: satisfied, and the key is never shown") {
+    const auto named = r.pki.self_signed("named", "agent.example.com", "DNS:agent.example.com");
+    r.dir.write("root/etc/kasm-bootstrap/nginx.crt", named.cert);
+    r.dir.write("root/etc/kasm-bootstrap/nginx.key", named.key);
+    r.dir.write("root/opt/kasm/1.15.0/certs/kasm_nginx.crt", named.cert);
+    r.dir.write("root/opt/kasm/1.15.0/certs/kasm_nginx.key", named.key);
+    ::chmod((r.certs / "kasm_nginx.crt").c_str(), 0644);
+    const auto done = run.check(*step);
+    REQUIRE(done);
+    CHECK(done->at("certificate_source") == "files");
+    // A baked image's own-certificate rule keeps a named pair instead of generating one.
+    auto own = steps::with_own_certificate(steps::make_install_certificates());
+    CHECK(run.check(*own));
+  }
+}

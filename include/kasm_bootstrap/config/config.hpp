@@ -51,6 +51,10 @@ struct Config {
   // Certificates.
   std::string nginx_cert; // PEM; empty = keep the installer's self-signed pair
   Secret nginx_key;       // PEM
+  // A pair kept on the machine (machine paths), used when nginx_cert is blank: from Kasm
+  // 1.17 the startup script carries no pair, so an image names its own here.
+  std::string nginx_cert_path;
+  std::string nginx_key_path;
   bool generate_self_signed = false;
 
   // Docker, health and reporting.

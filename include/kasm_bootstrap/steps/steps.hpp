@@ -75,7 +75,8 @@ kasm::ScriptRun script_run(const plan::StepContext& ctx, std::int64_t timeout_se
 // reuses the full path's steps in a graph without install-agent.
 std::unique_ptr<plan::Step> with_dependencies(std::unique_ptr<plan::Step> step, std::vector<std::string_view> after);
 // install-certificates that never keeps the installer's pair: on a baked image that pair
-// was made once for every instance, so a blank nginx_cert means "generate one".
+// was made once for every instance, so a blank nginx_cert (and no nginx_cert_path) means
+// "generate one".
 std::unique_ptr<plan::Step> with_own_certificate(std::unique_ptr<plan::Step> install_certificates);
 
 // The whole job, for `run` and `plan`.

@@ -243,13 +243,15 @@ if [[ -n "$sleep_for" && "$sleep_for" != 0 ]]; then
   echo "Pulling service images (slow)..."
   sleep "$sleep_for" &
   echo "$!" >"$rec/sleep-child.pid"
-  wait
+  # The pid, not a bare `wait`: bash 5.1+ also waits for the process substitution
+  # of the log's tee, which ends only when this script does.
+  wait "$!"
 fi
 if [[ "$mode" == hang ]]; then
   echo "Pulling service images..."
   sleep 1000 &
   echo "$!" >"$rec/hang-child.pid"
-  wait
+  wait "$!"
 fi
 if [[ "$mode" == fail ]]; then
   echo "Installing Docker..."
