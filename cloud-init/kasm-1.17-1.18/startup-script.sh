@@ -11,8 +11,8 @@
 # Nginx Cert and Key fields), so this script names neither and the agent keeps its own
 # certificate: the self-signed pair the installer made on this instance, or on a baked
 # image one kasm-bootstrap generates for each instance. To install your own pair instead,
-# put nginx_cert and nginx_key (PEM text) in the image defaults,
-# /etc/kasm-bootstrap/config.json. This file renders on Kasm 1.15 and 1.16 as well
+# name its files with nginx_cert_path and nginx_key_path (or give nginx_cert and
+# nginx_key as PEM text) in the image defaults, /etc/kasm-bootstrap/config.json. This file renders on Kasm 1.15 and 1.16 as well
 # (str.format ignores variables a template does not name) but ignores their cert fields
 # there; cloud-init/kasm-1.15-1.16/startup-script.sh passes them on.
 #
