@@ -98,6 +98,10 @@ TEST_CASE("fast path: a baked root becomes a healthy agent without download or i
   CHECK(r.out.find(kFastPathToken) == std::string::npos);
   CHECK(r.err.find(kFastPathToken) == std::string::npos);
   CHECK(read_file(f.root / "var/lib/kasm-bootstrap/kasm-bootstrap.log").find(kFastPathToken) == std::string::npos);
+  // The token came through our environment; bin/start's environment and command line lack it.
+  CHECK(read_file(f.root / "fake-installer/start.env").find("KASM_FAKE_ROOT=") != std::string::npos);
+  CHECK(read_file(f.root / "fake-installer/start.env").find(kFastPathToken) == std::string::npos);
+  CHECK(read_file(f.root / "fake-installer/start.argv").find(kFastPathToken) == std::string::npos);
 
   // No download and no installer: the release server saw only prebake's GET.
   CHECK(f.server.gets().size() == 1);

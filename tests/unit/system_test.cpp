@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <thread>
@@ -50,6 +51,29 @@ TEST_CASE("atomic writes leave either the old file or the new one, never a tempo
   CHECK(fs.read_file("/etc/kasm/a.conf") == "new");
   CHECK_FALSE(fs.read_file("/etc/missing").has_value());
   CHECK_THROWS(fs.read_file("/etc/kasm/a.conf", 2)); // over the size limit
+}
+
+TEST_CASE("child processes: none of our KASM_BOOTSTRAP_* configuration reaches their environment",
+          "[system][process]") {
+  // The manager token may come to us as KASM_BOOTSTRAP_MANAGER_TOKEN; /proc/<pid>/environ of
+  // install.sh or bin/start would show it.
+  ::setenv("KASM_BOOTSTRAP_MANAGER_TOKEN", "tok-env-never-inherited-7c2e", 1);
+  ::setenv("KB_TEST_KEPT", "yes", 1);
+  sys::ProcessRunner runner;
+  std::vector<std::string> lines;
+  sys::Command cmd;
+  cmd.argv = {"env"};
+  cmd.env_overrides = {{"DOCKER_HOST", "unix:///x.sock"}};
+  cmd.on_output_line = [&](std::string_view l) { lines.emplace_back(l); };
+  const auto r = runner.run(cmd);
+  ::unsetenv("KASM_BOOTSTRAP_MANAGER_TOKEN");
+  ::unsetenv("KB_TEST_KEPT");
+  CHECK(r.success());
+  const auto has = [&](const std::string& line) { return std::find(lines.begin(), lines.end(), line) != lines.end(); };
+  CHECK(has("KB_TEST_KEPT=yes"));
+  CHECK(has("DOCKER_HOST=unix:///x.sock"));
+  for (const auto& l : lines)
+    CHECK(l.rfind("KASM_BOOTSTRAP_", 0) != 0);
 }
 
 TEST_CASE("child processes: output lines, exit status, stdin closed, deadline kills the group", "[system][process]") {
