@@ -280,10 +280,19 @@ if [[ "$CHECK_PORTS" == true ]]; then
   fi
 fi
 
-# Swap (agent/all, unless -H/-J; §2 step 7): `swapon --show` of the machine. The fake reads
-# the test host's (reading only); KASM_FAKE_MODE=prompt acts as if there were no swap and
-# no -H, so the prompt reads EOF from /dev/null and set -e ends the run (log kept).
-swap_exists() { [[ "$mode" != prompt && -n "$(swapon --show 2>/dev/null)" ]]; }
+# Swap (agent/all, unless -H/-J; §2 step 7): `swapon --show` of the machine, which lists
+# /proc/swaps. The fake reads the root's /proc/swaps when the test wrote one (as
+# kasm-bootstrap does under --root), else the test host's (reading only);
+# KASM_FAKE_MODE=prompt acts as if there were no swap and no -H, so the prompt reads EOF
+# from /dev/null and set -e ends the run (log kept).
+swap_exists() {
+  [[ "$mode" == prompt ]] && return 1
+  if [[ -f "$root/proc/swaps" ]]; then
+    [[ $(grep -vc '^Filename' "$root/proc/swaps") -gt 0 ]]
+  else
+    [[ -n "$(swapon --show 2>/dev/null)" ]]
+  fi
+}
 if [[ "$SWAP_CHECK" == true || "$mode" == prompt ]]; then
   if swap_exists; then
     echo 'Swap Exists'
