@@ -39,6 +39,7 @@ nlohmann::json to_json(const BakeManifest& m) {
           {"baked_cert_sha256", m.baked_cert_sha256},
           {"nginx_key_removed", m.nginx_key_removed},
           {"service_images", m.service_images},
+          {"proxy_port", m.proxy_port},
           {"placeholder_server_id", m.placeholder_server_id},
           {"kasm_bootstrap_version", m.kasm_bootstrap_version},
           {"baked_at", m.baked_at}};
@@ -72,6 +73,11 @@ BakeManifest parse_bake_manifest(std::string_view text) {
   m.baked_cert_sha256 = string_field(j, "baked_cert_sha256", false);
   if (const auto it = j.find("nginx_key_removed"); it != j.end() && it->is_boolean()) m.nginx_key_removed = *it;
   m.service_images = string_field(j, "service_images", false);
+  if (const auto it = j.find("proxy_port"); it != j.end()) {
+    if (!it->is_number_integer() || it->get<std::int64_t>() < 1 || it->get<std::int64_t>() > 65535)
+      throw Error(ExitCode::kState, "bake manifest field \"proxy_port\" is not a TCP port");
+    m.proxy_port = it->get<std::int64_t>();
+  }
   m.placeholder_server_id = string_field(j, "placeholder_server_id", false);
   m.kasm_bootstrap_version = string_field(j, "kasm_bootstrap_version", false);
   m.baked_at = string_field(j, "baked_at", false);
@@ -113,6 +119,13 @@ BakeVerdict inspect_bake(const sys::RootFs& fs, const config::Config& config) {
   if (normalize_digest(m.release_sha256) != wanted) {
     v.reason = fmt::format("the image baked release {} (sha256 {}) but release_sha256 is {}", m.release_version,
                            short_digest(m.release_sha256), wanted.empty() ? "(unset)" : short_digest(wanted));
+    v.manifest = std::move(m);
+    return v;
+  }
+  if (m.proxy_port != config.proxy_port) {
+    // install.sh -L wrote the port into the compose file and nginx's conf at bake time.
+    v.reason = fmt::format("the image baked kasm_proxy's port {} but proxy_port is {}", m.proxy_port,
+                           config.proxy_port);
     v.manifest = std::move(m);
     return v;
   }

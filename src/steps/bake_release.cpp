@@ -93,6 +93,7 @@ public:
     m.release_sha256 = kasm::normalize_digest(c.release_sha256);
     m.release_url = c.release_url;
     m.service_images = c.service_images;
+    m.proxy_port = c.proxy_port;
     m.placeholder_server_id = kasm::kPlaceholderServerId;
     m.kasm_bootstrap_version = kVersion;
     m.baked_at = util::utc_timestamp();

@@ -204,6 +204,11 @@ cmd_stop() {
     local ids
     ids=$("$DOCKER" -H "unix://$(socket_of "$dir")" ps -aq)
     [[ -n "$ids" ]] && "$DOCKER" -H "unix://$(socket_of "$dir")" rm -f $ids >/dev/null 2>&1 || true
+    # User-defined networks (Kasm's installer makes two) are Linux bridges in dockerd's
+    # network namespace; a stopped dockerd leaves them there. Remove them while it runs.
+    local nets
+    nets=$("$DOCKER" -H "unix://$(socket_of "$dir")" network ls -q --filter type=custom)
+    [[ -n "$nets" ]] && "$DOCKER" -H "unix://$(socket_of "$dir")" network rm $nets >/dev/null 2>&1 || true
   fi
   stop_dockerd "$dir"
   unmount_under "$dir"

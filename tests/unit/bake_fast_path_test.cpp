@@ -4,7 +4,7 @@
 // bin/start creates the containers with compose, and a fake manager answers over HTTPS.
 // Systemd is not in charge under a test root, so ensure-docker only waits for the socket
 // (the sd-bus path has its own test in bake_systemd_test.cpp). The proxy listens on a
-// port of its own (proxy_port, install.sh -L): this dockerd shares the host's namespace.
+// port of its own (proxy_port, install.sh -L).
 
 #include "bake_fixture.hpp"
 #include "cert_fixtures.hpp"
@@ -37,7 +37,9 @@ std::string outcome_of(const nlohmann::json& report, const std::string& id) {
 TEST_CASE("fast path: a baked root becomes a healthy agent without download or installer", "[bake][docker]") {
   KB_REQUIRE_DOCKER_WORLD();
   BakeFixture f;
-  DockerWorld world;
+  // Its own namespace: the fake installer creates Kasm's two networks (bridges), and
+  // compose publishes the proxy's port.
+  DockerWorld world(DockerNetwork::kOwnNamespace);
   world.link_socket_into(f.root);
   const auto proxy_port = std::to_string(free_tcp_port());
   const auto baked = f.prebake({"--proxy-port", proxy_port}, true);
@@ -77,8 +79,8 @@ TEST_CASE("fast path: a baked root becomes a healthy agent without download or i
                                 "json"};
   const auto release = f.release_args();
   args.insert(args.end(), release.begin(), release.end());
-  // This dockerd runs in the host's namespace without iptables: no DOCKER-USER chain, and
-  // the host's netfilter is not this test's to change (metadata_firewall_test.cpp is).
+  // The binary runs in the host's namespace, whose netfilter is not this test's to change
+  // (metadata_firewall_test.cpp is): the block is turned off.
   args.insert(args.end(), {"--block-container-metadata", "false"});
   auto env = f.env_with_docker();
   env["KASM_BOOTSTRAP_MANAGER_TOKEN"] = kFastPathToken;

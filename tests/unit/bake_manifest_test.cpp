@@ -134,6 +134,10 @@ TEST_CASE("bake: no manifest, a mismatch or a damaged bake choose the full plan"
     c = b.config(kOtherSha);
     expect = "the image baked release 1.15.0 (sha256 0f1e2d3c4b5a...) but release_sha256 is 111111111111...";
   }
+  SECTION("another proxy port configured than the one baked (install.sh -L)") {
+    c.proxy_port = 8443;
+    expect = "the image baked kasm_proxy's port 443 but proxy_port is 8443";
+  }
   SECTION("manifest unreadable") {
     b.root.write("etc/kasm-bootstrap/bake.json", "{\"format\": 1,");
     expect = "bake.json is damaged: bake manifest is not JSON";

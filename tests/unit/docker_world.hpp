@@ -17,10 +17,41 @@ inline bool docker_world_possible() {
   return running_as_root() && ::access("/usr/sbin/dockerd", X_OK) == 0 && ::access("/usr/bin/docker", X_OK) == 0;
 }
 
+// A network namespace of the test's own, deleted with it (ip netns).
+class TestNetns {
+public:
+  explicit TestNetns(bool wanted) {
+    if (!wanted) return;
+    static int counter = 0;
+    name_ = "kbdw" + std::to_string(::getpid()) + "n" + std::to_string(++counter);
+    if (run_process({"ip", "netns", "add", name_}, {}, "", std::chrono::seconds(30)).exit_code != 0)
+      throw std::runtime_error("ip netns add " + name_ + " failed");
+    run_process({"ip", "-n", name_, "link", "set", "lo", "up"}, {}, "", std::chrono::seconds(30));
+  }
+  ~TestNetns() {
+    if (!name_.empty()) run_process({"ip", "netns", "del", name_}, {}, "", std::chrono::seconds(30));
+  }
+  TestNetns(const TestNetns&) = delete;
+  TestNetns& operator=(const TestNetns&) = delete;
+  const std::string& name() const { return name_; }
+
+private:
+  std::string name_;
+};
+
+// kHost: dockerd in the test's own network namespace, no bridge and no iptables (enough
+// for containers with --network none). kOwnNamespace: in a namespace made for it, with
+// the default bridge and iptables, as on an agent; for tests whose release creates Docker
+// networks (bridges) or publishes ports, which must not land in the host's namespace.
+enum class DockerNetwork { kHost, kOwnNamespace };
+
 class DockerWorld {
 public:
-  DockerWorld() : dir_(dir_holder_.path() / "w") {
-    const auto r = run_process({script(), "start", dir_.string()}, {}, "", std::chrono::seconds(240));
+  explicit DockerWorld(DockerNetwork network = DockerNetwork::kHost)
+      : netns_(network == DockerNetwork::kOwnNamespace), dir_(dir_holder_.path() / "w") {
+    std::vector<std::string> argv{script(), "start", dir_.string()};
+    if (!netns_.name().empty()) argv.insert(argv.end(), {"--netns", netns_.name()});
+    const auto r = run_process(argv, {}, "", std::chrono::seconds(240));
     if (r.exit_code != 0) throw std::runtime_error("docker_world.sh start failed: " + r.out + r.err);
     std::istringstream in(r.out);
     std::string key, value;
@@ -31,6 +62,7 @@ public:
     }
     if (socket_.empty() || image_.empty()) throw std::runtime_error("docker_world.sh said: " + r.out);
   }
+  // Members go in reverse order: dockerd stops before its namespace is deleted.
   ~DockerWorld() { run_process({script(), "stop", dir_.string()}, {}, "", std::chrono::seconds(120)); }
   DockerWorld(const DockerWorld&) = delete;
   DockerWorld& operator=(const DockerWorld&) = delete;
@@ -87,6 +119,7 @@ public:
 private:
   static std::string script() { return (source_dir() / "tests/fakes/docker_world.sh").string(); }
 
+  TestNetns netns_; // first made, last gone
   TempDir dir_holder_;
   std::filesystem::path dir_;
   std::string socket_, image_, cli_ = "/usr/bin/docker";

@@ -6,6 +6,7 @@
 #include "kasm_bootstrap/config/config.hpp"
 #include "kasm_bootstrap/system/root_fs.hpp"
 
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -27,6 +28,7 @@ struct BakeManifest {
   std::string baked_cert_sha256; // the installer's throw-away certificate, never served
   bool nginx_key_removed = false;
   std::string service_images; // machine path given to -s; empty = none
+  std::int64_t proxy_port = 443; // -L: baked into the compose file and nginx's conf
   std::string placeholder_server_id;
   std::string kasm_bootstrap_version;
   std::string baked_at; // UTC, ISO 8601
