@@ -124,8 +124,8 @@ BakeVerdict inspect_bake(const sys::RootFs& fs, const config::Config& config) {
   }
   if (m.proxy_port != config.proxy_port) {
     // install.sh -L wrote the port into the compose file and nginx's conf at bake time.
-    v.reason = fmt::format("the image baked kasm_proxy's port {} but proxy_port is {}", m.proxy_port,
-                           config.proxy_port);
+    v.reason =
+        fmt::format("the image baked kasm_proxy's port {} but proxy_port is {}", m.proxy_port, config.proxy_port);
     v.manifest = std::move(m);
     return v;
   }

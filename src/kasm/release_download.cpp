@@ -5,6 +5,7 @@
 #include "kasm_bootstrap/system/disk_space.hpp"
 #include "kasm_bootstrap/system/unique_fd.hpp"
 #include "kasm_bootstrap/util/errno_text.hpp"
+#include "kasm_bootstrap/util/interruptible_sleep.hpp"
 #include "kasm_bootstrap/util/log.hpp"
 #include "kasm_bootstrap/util/sha256.hpp"
 
@@ -21,7 +22,6 @@
 #include <cstring>
 #include <memory>
 #include <random>
-#include <thread>
 
 namespace kb::kasm {
 namespace {
@@ -109,16 +109,6 @@ void hash_existing(int fd, std::uint64_t size, util::Sha256& hasher, const fs::p
     if (n <= 0) fail("cannot read partial download " + path.string() + ": " + errno_text(errno));
     hasher.update(std::string_view(buf.get(), static_cast<std::size_t>(n)));
     off += static_cast<std::uint64_t>(n);
-  }
-}
-
-// Sleeps in short slices so an interrupt is honoured promptly.
-void interruptible_sleep(milliseconds duration, const std::atomic<bool>* cancel) {
-  const auto until = Clock::now() + duration;
-  while (Clock::now() < until) {
-    if (cancel && cancel->load()) return;
-    std::this_thread::sleep_for(
-        std::min<milliseconds>(milliseconds(50), std::chrono::duration_cast<milliseconds>(until - Clock::now())));
   }
 }
 
@@ -341,7 +331,7 @@ DownloadResult download_verified(const net::HttpClient& http, const DownloadRequ
     if (Clock::now() + delay >= deadline)
       fail(fmt::format("release download from {} did not finish within {} s (last problem: {})", request.url,
                        std::chrono::duration_cast<std::chrono::seconds>(request.deadline).count(), last_failure));
-    interruptible_sleep(delay, request.cancel);
+    util::interruptible_sleep(delay, request.cancel);
   }
   progress.finish();
 

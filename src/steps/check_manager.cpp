@@ -6,12 +6,12 @@
 
 #include "kasm_bootstrap/kasm/health.hpp"
 #include "kasm_bootstrap/steps/steps.hpp"
+#include "kasm_bootstrap/util/interruptible_sleep.hpp"
 #include "kasm_bootstrap/util/log.hpp"
 
 #include <fmt/format.h>
 
 #include <chrono>
-#include <thread>
 
 namespace kb::steps {
 namespace {
@@ -45,9 +45,7 @@ public:
       if (ctx.cancelled.load()) throw Error(ExitCode::kInterrupted, "interrupted while checking the manager");
       if (attempt < kTries) {
         log::info("{}: the manager did not answer yet (try {} of {}): {}", id(), attempt, kTries, last.detail);
-        const auto wake = std::chrono::steady_clock::now() + kPause;
-        while (std::chrono::steady_clock::now() < wake && !ctx.cancelled.load())
-          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        util::interruptible_sleep(kPause, &ctx.cancelled);
       }
     }
     throw Error(ExitCode::kHealth,

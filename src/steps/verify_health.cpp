@@ -3,12 +3,12 @@
 
 #include "kasm_bootstrap/kasm/health.hpp"
 #include "kasm_bootstrap/steps/steps.hpp"
+#include "kasm_bootstrap/util/interruptible_sleep.hpp"
 #include "kasm_bootstrap/util/log.hpp"
 
 #include <fmt/format.h>
 
 #include <chrono>
-#include <thread>
 
 namespace kb::steps {
 namespace {
@@ -55,9 +55,7 @@ public:
         throw Error(ExitCode::kHealth, fmt::format("agent not healthy after {} s ({} checks): {}",
                                                    ctx.config.health_timeout_seconds, attempt, report.failures()));
       log::info("{}: not healthy yet (attempt {}): {}", id(), attempt, report.failures());
-      const auto wake = Clock::now() + kRetryInterval;
-      while (Clock::now() < wake && !ctx.cancelled.load())
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      util::interruptible_sleep(kRetryInterval, &ctx.cancelled);
     }
   }
 };

@@ -27,7 +27,7 @@ struct BakeManifest {
   std::string agent_config;      // machine path of agent.app.config.yaml
   std::string baked_cert_sha256; // the installer's throw-away certificate, never served
   bool nginx_key_removed = false;
-  std::string service_images; // machine path given to -s; empty = none
+  std::string service_images;    // machine path given to -s; empty = none
   std::int64_t proxy_port = 443; // -L: baked into the compose file and nginx's conf
   std::string placeholder_server_id;
   std::string kasm_bootstrap_version;
