@@ -200,9 +200,9 @@ public:
     const auto old_cert = fs.read_file(p.cert);
     const auto old_key = fs.read_file(p.key);
     const auto& leaf = *verdict.leaf;
-    const plan::Outputs installed{{"certificate_source", source_name(source)},
-                                  {"certificate_sha256", leaf.sha256},
-                                  {"certificate_not_after", leaf.not_after}};
+    plan::Outputs installed{{"certificate_source", source_name(source)},
+                            {"certificate_sha256", leaf.sha256},
+                            {"certificate_not_after", leaf.not_after}};
     write_pair(fs, p, pair, owner);
     if (!proxy) {
       log::info("{}: kasm_proxy does not exist yet; nginx reads the new pair when bin/start creates it", id());
