@@ -2,6 +2,7 @@
 
 #include "kasm_bootstrap/error.hpp"
 #include "kasm_bootstrap/system/unique_fd.hpp"
+#include "kasm_bootstrap/util/errno_text.hpp"
 #include "kasm_bootstrap/util/log.hpp"
 #include "kasm_bootstrap/util/secret.hpp"
 
@@ -13,7 +14,7 @@
 #include <fmt/format.h>
 #include <openssl/rand.h>
 
-#include <fstream>
+#include <deque>
 #include <system_error>
 
 namespace kb::kasm {
@@ -74,40 +75,54 @@ Secret random_placeholder_token() {
 // install.sh tees everything into ./kasm_install_<epoch>.log and removes it itself only
 // on success and on the failures it handles (docs/kasm-installer.md §2, step 2). Whatever
 // it left: its tail goes into our log (the sinks mask secrets), then the file goes.
-void drain_install_logs(const fs::path& work_dir) {
-  std::error_code ec;
-  for (fs::directory_iterator it(work_dir, ec), end; !ec && it != end; it.increment(ec)) {
-    const auto name = it->path().filename().string();
+void drain_install_logs(const ScriptRun& run) {
+  const auto& fs = *run.fs;
+  const auto dir = run.state_dir / kScriptWorkDir;
+  for (const auto& name : fs.list_directory(dir)) {
     if (name.rfind("kasm_install_", 0) != 0 || !name.ends_with(".log")) continue;
+    const auto path = dir / name;
     std::deque<std::string> tail;
-    std::ifstream in(it->path(), std::ios::binary);
-    for (std::string line; std::getline(in, line);) {
-      tail.push_back(line.size() > 2000 ? line.substr(0, 2000) + "..." : line);
-      if (tail.size() > kInstallLogTailLines) tail.pop_front();
+    try {
+      // The last 64 KiB hold the tail; the installer's log can be long.
+      const auto st = fs.stat(path, sys::FollowSymlinks::kNo);
+      if (st && S_ISREG(st->st_mode)) {
+        // Bounded: a log larger than 64 MiB is not read (and is still removed).
+        const auto text = fs.read_file(path, 64u << 20);
+        std::string_view rest = text ? std::string_view(*text) : std::string_view();
+        if (rest.size() > (64u << 10)) rest.remove_prefix(rest.size() - (64u << 10));
+        while (!rest.empty()) {
+          const auto end = rest.find('\n');
+          const auto line = rest.substr(0, end);
+          tail.emplace_back(line.size() > 2000 ? std::string(line.substr(0, 2000)) + "..." : std::string(line));
+          if (tail.size() > kInstallLogTailLines) tail.pop_front();
+          rest.remove_prefix(end == std::string_view::npos ? rest.size() : end + 1);
+        }
+      }
+    } catch (const std::exception& e) {
+      log::warn("cannot read {}: {}", path.string(), e.what());
     }
-    log::info("install.sh left {}; its last {} lines:", it->path().string(), tail.size());
+    log::info("install.sh left {}; its last {} lines:", path.string(), tail.size());
     for (const auto& line : tail)
       log::info("  {}: {}", name, line);
-    std::error_code rm;
-    fs::remove(it->path(), rm);
-    if (rm) log::warn("cannot remove {}: {}", it->path().string(), rm.message());
+    try {
+      fs.remove(path);
+    } catch (const std::exception& e) {
+      log::warn("cannot remove {}: {}", path.string(), e.what());
+    }
   }
 }
 
-fs::path work_dir_of(const ScriptRun& run) { return run.state_dir / kScriptWorkDir; }
-
-// The private working directory (0700), made here with mkdir so it is never a symlink the
-// scripts would follow; leftovers of an earlier run are drained first.
+// The private working directory (0700), made inside the root, never a symlink the scripts
+// would follow; leftovers of an earlier run are drained first.
 void prepare_work_dir(const ScriptRun& run) {
-  const auto dir = work_dir_of(run);
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
-    throw Error(ExitCode::kInstall, "cannot create " + dir.string() + ": " + std::generic_category().message(errno));
-  struct stat st {};
-  if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+  const auto dir = run.state_dir / kScriptWorkDir;
+  run.fs->create_directories(dir, 0700);
+  const auto st = run.fs->stat(dir, sys::FollowSymlinks::kNo);
+  if (!st || !S_ISDIR(st->st_mode))
     throw Error(ExitCode::kInstall, dir.string() + " is not a directory; the release's scripts need a private one");
-  if ((st.st_mode & 07777) != 0700 && ::chmod(dir.c_str(), 0700) != 0)
-    throw Error(ExitCode::kInstall, "cannot make " + dir.string() + " private (0700)");
-  drain_install_logs(dir);
+  if ((st->st_mode & 07777) != 0700 && ::chmod(run.fs->host_path(dir).c_str(), 0700) != 0)
+    throw Error(ExitCode::kInstall, "cannot make " + dir.string() + " private (0700): " + util::errno_text(errno));
+  drain_install_logs(run);
 }
 
 sys::Command script_command(const ScriptRun& run, std::vector<std::string> argv, std::chrono::milliseconds left,
@@ -115,11 +130,11 @@ sys::Command script_command(const ScriptRun& run, std::vector<std::string> argv,
   sys::Command cmd;
   cmd.argv = std::move(argv);
   cmd.env_overrides = {{"DOCKER_HOST", run.docker_host}};
-  cmd.working_dir = work_dir_of(run);
+  cmd.working_dir = run.fs->host_path(run.state_dir / kScriptWorkDir);
   cmd.timeout = left;
   cmd.kill_grace = run.kill_grace;
   cmd.tail_lines = 15;
-  cmd.group_record = run.state_dir / kInstallerGroupRecord;
+  cmd.group_record = run.fs->host_path(run.state_dir / kInstallerGroupRecord);
   cmd.on_output_line = [label](std::string_view line) { log::info("{}: {}", label, line); }; // sinks mask
   return cmd;
 }
@@ -175,7 +190,7 @@ InstallerOutcome run_installer(sys::ProcessRunner& processes, const InstallerInv
   if (!in.service_images.empty() && !fs::is_regular_file(in.service_images, ec))
     throw Error(ExitCode::kInstall, "service_images " + in.service_images.string() + " does not exist");
 
-  AptConfigFile apt_config(in.run.state_dir, in.lock_timeout);
+  AptConfigFile apt_config(in.run.fs->host_path(in.run.state_dir), in.lock_timeout);
   const auto deadline = Clock::now() + in.run.timeout;
   InstallerOutcome outcome;
   constexpr int kMaxAttempts = 2; // one retry, and only for an apt lock failure
@@ -201,7 +216,7 @@ InstallerOutcome run_installer(sys::ProcessRunner& processes, const InstallerInv
     };
     log::info("install-agent: attempt {}: {}", outcome.attempts, describe_installer(in));
     outcome.result = processes.run(cmd, in.run.cancel);
-    drain_install_logs(work_dir_of(in.run));
+    drain_install_logs(in.run);
     const auto& r = outcome.result;
     if (r.success()) return outcome;
 
@@ -232,7 +247,7 @@ sys::ProcessResult run_release_start(sys::ProcessRunner& processes, const fs::pa
   auto cmd = script_command(run, {"bash", start_script.string()}, timeout, "bin/start");
   log::info("start-services: {}", sys::describe_command(cmd.argv));
   auto result = processes.run(cmd, run.cancel);
-  drain_install_logs(work_dir_of(run));
+  drain_install_logs(run);
   if (result.success()) return result;
   if (result.cancelled) throw Error(ExitCode::kInterrupted, "bin/start stopped: the run was interrupted");
   if (result.timed_out)

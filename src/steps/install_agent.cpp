@@ -113,7 +113,11 @@ public:
 kasm::ScriptRun script_run(const plan::StepContext& ctx, std::int64_t timeout_seconds) {
   const auto& fs = ctx.machine.fs;
   kasm::ScriptRun run;
-  run.state_dir = fs.host_path(ctx.config.state_dir);
+  run.fs = &fs;
+  run.state_dir = ctx.config.state_dir;
+  // A state dir that leads out of the root is refused here (RootEscape), so the dry run
+  // says so too, not only the run.
+  (void)fs.host_path(run.state_dir);
   run.docker_host = "unix://" + fs.host_path(ctx.config.docker_socket).string();
   run.timeout = std::chrono::seconds(timeout_seconds);
   run.cancel = &ctx.cancelled;

@@ -51,6 +51,7 @@ struct InstallFixture {
   fs::path release_dir = root.path() / "var/cache/kasm-bootstrap/kasm-release-test/kasm_release";
   fs::path record = root.path() / "fake-installer";
   fs::path state_dir = root.path() / "var/lib/kasm-bootstrap";
+  sys::RootFs rootfs{root.path()};
 
   InstallFixture() {
     ::setenv("KASM_FAKE_ROOT", root.path().c_str(), 1);
@@ -77,7 +78,8 @@ struct InstallFixture {
     in.install_script = release_dir / "install.sh";
     in.proxy_port = 443;
     in.extra_args = {"-I"};
-    in.run.state_dir = state_dir;
+    in.run.fs = &rootfs;
+    in.run.state_dir = "/var/lib/kasm-bootstrap";
     in.run.docker_host = "unix://" + (root.path() / "var/run/docker.sock").string();
     in.run.timeout = std::chrono::seconds(60);
     in.run.kill_grace = std::chrono::milliseconds(300);
@@ -196,8 +198,7 @@ TEST_CASE("installer: a failure reports the exit status and the last lines; its 
   CHECK(f.runs() == 1);
   // The fake kept its log, as the real one does after a set -e failure; we logged its tail
   // and removed it.
-  CHECK(capture.text().find("install.sh left " + (f.state_dir / "work").string() + "/kasm_install_") !=
-        std::string::npos);
+  CHECK(capture.text().find("install.sh left /var/lib/kasm-bootstrap/work/kasm_install_") != std::string::npos);
   CHECK(capture.text().find("Setting Default Manager Token as placeholder-") != std::string::npos);
   CHECK_FALSE(f.temp_files_left());
 }

@@ -15,6 +15,7 @@
 // failure was apt's lock.
 
 #include "kasm_bootstrap/system/process.hpp"
+#include "kasm_bootstrap/system/root_fs.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -41,7 +42,10 @@ inline constexpr const char* kPlaceholderAddress = "placeholder.kasm-bootstrap.i
 inline constexpr const char* kPlaceholderManager = "placeholder-manager.kasm-bootstrap.invalid";
 
 struct ScriptRun {
-  std::filesystem::path state_dir; // host path: APT_CONFIG file, group record, work dir
+  // The machine's files: the work dir is made, listed and emptied through it, so it is
+  // resolved inside the root like every other path.
+  const sys::RootFs* fs = nullptr;
+  std::filesystem::path state_dir; // machine path: APT_CONFIG file, group record, work dir
   std::string docker_host;         // "unix:///var/run/docker.sock" (host path of docker_socket)
   std::chrono::seconds timeout{3600};
   std::chrono::milliseconds kill_grace{5000};

@@ -243,8 +243,8 @@ if [[ -n "$sleep_for" && "$sleep_for" != 0 ]]; then
   echo "Pulling service images (slow)..."
   sleep "$sleep_for" &
   echo "$!" >"$rec/sleep-child.pid"
-  # The pid, not a bare `wait`: bash 5.1+ also waits for the process substitution
-  # of the log's tee, which ends only when this script does.
+  # The pid, not a bare `wait`: that also waits for the process substitution of the
+  # log's tee, which ends only when this script does (docs/platform.md, bash).
   wait "$!"
 fi
 if [[ "$mode" == hang ]]; then
