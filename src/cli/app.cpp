@@ -121,7 +121,9 @@ int main(int argc, char** argv, std::istream& in, std::ostream& out) {
       "status", "what the last run says (status.json): exit 0 done, 1 error, 2 degraded, 16 running, 17 not started");
   auto* prebake = app.add_subcommand(
       "prebake", "image build: install the release with install.sh -D and placeholders, for the fast path at boot");
-  for (auto* sub : {run, plan, detect, swap, health, protect, status, prebake})
+  auto* collect = app.add_subcommand(
+      "collect-logs", "one tarball for a support case: status, state, logs, cloud-init's logs, the journal; secrets masked");
+  for (auto* sub : {run, plan, detect, swap, health, protect, status, prebake, collect})
     add_common_options(*sub, opts);
   status->add_flag("--wait,-w", opts.wait,
                    "wait until the run is over (or has started and ended), as cloud-init status --wait");
@@ -136,6 +138,8 @@ int main(int argc, char** argv, std::istream& in, std::ostream& out) {
   run->add_flag("--force", opts.force, "re-apply every step, even those an earlier run completed");
   swap->add_flag("--dry-run,-n", opts.dry_run, "state the decision and the numbers behind it; change nothing");
   swap->add_option("--size", opts.swap_size_alias, "auto, off, 0 or a size (same as --swap-size)");
+  collect->add_option("--archive,-a", opts.archive_path,
+                      "write the tarball here (default: kasm-bootstrap-logs-<host>-<UTC time>.tar.gz in the current directory)");
   detect->add_option("--sources", opts.sources_alias, "comma-separated chain (same as --address-sources)");
 
   try {
@@ -166,6 +170,7 @@ int main(int argc, char** argv, std::istream& in, std::ostream& out) {
     if (name == "detect-address") return static_cast<int>(command_detect_address(opts, in, output));
     if (name == "swap") return static_cast<int>(command_swap(opts, in, output));
     if (name == "status") return command_status(opts, in, output);
+    if (name == "collect-logs") return static_cast<int>(command_collect_logs(opts, in, output));
     if (name == "protect-metadata") return static_cast<int>(command_protect_metadata(opts, in, output));
     return static_cast<int>(command_health(opts, in, output));
   } catch (const Error& e) {

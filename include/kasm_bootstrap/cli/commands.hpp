@@ -24,6 +24,7 @@ struct CommonOptions {
   bool wait_lock = false; // run, prebake: wait for another run instead of exiting 15
   bool wait = false;      // status: until the run is over
   bool long_form = false; // status: every step, times and the error
+  std::string archive_path; // collect-logs: where the tarball goes (empty = the default)
   std::string swap_size_alias;
   std::string sources_alias;
   // Storage CLI11 binds to; `flags` holds only what was actually given.
@@ -47,6 +48,10 @@ ExitCode command_protect_metadata(const CommonOptions& options, std::istream& in
 // status` does: exit 0 done, 1 error, 2 degraded (done, a non-required step failed),
 // 16 running, 17 not started.
 int command_status(const CommonOptions& options, std::istream& in, Output& output);
+
+// One tarball for a support case: status, state, our log, cloud-init's logs and the
+// units' journal, every secret masked (cli/collect_logs.cpp).
+ExitCode command_collect_logs(const CommonOptions& options, std::istream& in, Output& output);
 
 // The configuration from its layers under options.root, validated for `purpose`; every
 // problem printed (stderr, and one JSON document with -o json), then Error(kConfig).
