@@ -1,5 +1,6 @@
 #include "kasm_bootstrap/report/journal_observer.hpp"
 
+#include "kasm_bootstrap/plan/plan.hpp"
 #include "kasm_bootstrap/util/redactor.hpp"
 #include "kasm_bootstrap/version.hpp"
 
@@ -57,6 +58,7 @@ std::vector<std::string> journal_fields(const plan::RunReport& report) {
   std::vector<std::string> f{
       "MESSAGE=" + scrub(message),
       fmt::format("PRIORITY={}", report.success() ? LOG_NOTICE : LOG_ERR),
+      std::string("MESSAGE_ID=") + (report.success() ? kRunSucceededMessageId : kRunFailedMessageId),
       "SYSLOG_IDENTIFIER=kasm-bootstrap",
       "KASM_RUN_RESULT=" + std::string(report.success() ? "success" : "failed"),
       fmt::format("KASM_EXIT_CODE={}", static_cast<int>(report.exit_code)),
@@ -67,6 +69,18 @@ std::vector<std::string> journal_fields(const plan::RunReport& report) {
   return f;
 }
 
+std::vector<std::string> journal_start_fields(const plan::Plan& plan) {
+  return {
+      fmt::format("MESSAGE=kasm-bootstrap {}: starting a run of {} steps", kVersion, plan.size()),
+      fmt::format("PRIORITY={}", LOG_INFO),
+      std::string("MESSAGE_ID=") + kRunStartedMessageId,
+      "SYSLOG_IDENTIFIER=kasm-bootstrap",
+      fmt::format("KASM_VERSION={}", kVersion),
+      fmt::format("KASM_STEPS={}", plan.size()),
+  };
+}
+
+void JournalObserver::on_run_started(const plan::Plan& plan) { send(journal_start_fields(plan)); }
 void JournalObserver::on_step_finished(const plan::StepRecord& record) { send(journal_fields(record)); }
 void JournalObserver::on_run_finished(const plan::RunReport& report) { send(journal_fields(report)); }
 
