@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <istream>
 #include <regex>
+#include <set>
 #include <sstream>
 
 extern char** environ; // NOLINT: POSIX
@@ -82,8 +83,26 @@ void merge_json_text(const std::string& text, const std::string& origin, RawConf
     return;
   }
   json doc;
+  // RFC 8259 leaves duplicate names undefined and nlohmann keeps the last one silently:
+  // `"manager_address": "a", ..., "manager_address": "b"` would register with "b" and no
+  // word said. Each object's names are tracked while parsing; a repeat is a problem.
+  std::vector<std::set<std::string>> names_in_object;
+  std::vector<std::string> repeated;
+  const json::parser_callback_t track_names = [&](int /*depth*/, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::object_start) {
+      names_in_object.emplace_back();
+    } else if (event == json::parse_event_t::object_end) {
+      if (!names_in_object.empty()) names_in_object.pop_back();
+    } else if (event == json::parse_event_t::key && !names_in_object.empty()) {
+      auto name = parsed.get<std::string>();
+      if (!names_in_object.back().insert(name).second &&
+          std::find(repeated.begin(), repeated.end(), name) == repeated.end())
+        repeated.push_back(std::move(name));
+    }
+    return true;
+  };
   try {
-    doc = json::parse(text);
+    doc = json::parse(text, track_names);
   } catch (const json::parse_error& e) {
     std::string reason = e.what();
     // nlohmann's message starts "[json.exception.parse_error.101] parse error at line..":
@@ -108,6 +127,9 @@ void merge_json_text(const std::string& text, const std::string& origin, RawConf
     problems.push_back({"", origin, "expected a JSON object of keys, got " + json_type_name(doc)});
     return;
   }
+  for (const auto& name : repeated)
+    problems.push_back({name, origin, "appears more than once in this object; keep one (JSON parsers differ on "
+                                      "which one wins, and this one would silently take the last)"});
   for (auto& [key, value] : doc.items()) {
     if (!find_key(key)) {
       unknown_key(problems, key, origin);
