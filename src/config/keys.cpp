@@ -1,72 +1,171 @@
 #include "kasm_bootstrap/config/keys.hpp"
 
+#include "kasm_bootstrap/util/closest_match.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <type_traits>
 
 namespace kb::config {
 namespace {
 
-const std::array kKeys = {
-    KeySpec{"server_id", &Config::server_id, "Kasm server id of this agent ({server_id})"},
-    KeySpec{"manager_address", &Config::manager_address, "manager host or IP: the Zone's Upstream Auth Address"},
-    KeySpec{"manager_port", &Config::manager_port, "port of the manager's API (agent config manager.public_port)"},
-    KeySpec{"manager_token", &Config::manager_token, "manager token (secret: file, stdin or environment only)"},
-    KeySpec{"provider", &Config::provider, "VM provider name passed to the installer ({provider_name})"},
-    KeySpec{"server_hostname", &Config::server_hostname, "host name Kasm gave this server"},
-    KeySpec{"external_fqdn", &Config::external_fqdn, "public FQDN; wins over detection ('None' = unset)"},
-    KeySpec{"agent_address", &Config::agent_address, "explicit agent address; skips detection"},
-    KeySpec{"address_sources", &Config::address_sources,
-            "detection chain: auto, aws-imds, gcp, azure, oci, digitalocean, route, interface:NAME, first-global"},
-    KeySpec{"imds_endpoint", &Config::imds_endpoint, "metadata service base URL"},
-    KeySpec{"address_timeout_seconds", &Config::address_timeout_seconds, "time budget for address detection"},
-    KeySpec{"swap_size", &Config::swap_size, "auto, off, 0, or a size such as 512M or 8G"},
-    KeySpec{"swap_file", &Config::swap_file, "swap file path"},
-    KeySpec{"swap_required", &Config::swap_required, "fail the run when swap cannot be made"},
-    KeySpec{"release_url", &Config::release_url, "Kasm release tarball URL (https)"},
-    KeySpec{"release_sha256", &Config::release_sha256, "SHA-256 of the release tarball"},
-    KeySpec{"allow_insecure_http", &Config::allow_insecure_http, "allow a plain http release URL"},
-    KeySpec{"cache_dir", &Config::cache_dir, "where verified releases are kept"},
-    KeySpec{"ca_bundle", &Config::ca_bundle, "CA bundle for HTTPS; empty = first well-known bundle"},
-    KeySpec{"download_timeout_seconds", &Config::download_timeout_seconds, "deadline for the release download"},
-    KeySpec{"install_args", &Config::install_args, "extra arguments for install.sh"},
-    KeySpec{"lock_timeout_seconds", &Config::lock_timeout_seconds, "how long to wait for apt/dpkg locks"},
-    KeySpec{"install_timeout_seconds", &Config::install_timeout_seconds, "deadline for install.sh"},
-    KeySpec{"service_images", &Config::service_images, "offline service images tarball for install.sh -s (prebake)"},
-    KeySpec{"proxy_port", &Config::proxy_port, "port kasm_proxy listens on (install.sh -L)"},
-    KeySpec{"start_timeout_seconds", &Config::start_timeout_seconds,
-            "deadline for the release's bin/start (docker compose up)"},
-    KeySpec{"nginx_cert", &Config::nginx_cert, "nginx certificate PEM; blank keeps the self-signed one"},
-    KeySpec{"nginx_key", &Config::nginx_key, "nginx private key PEM (secret: file, stdin or environment only)"},
-    KeySpec{"nginx_cert_path", &Config::nginx_cert_path,
-            "nginx certificate file on the machine, used when nginx_cert is blank (Kasm 1.17+ images)"},
-    KeySpec{"nginx_key_path", &Config::nginx_key_path, "its private key file (read at install time, never shown)"},
-    KeySpec{"generate_self_signed", &Config::generate_self_signed, "make this instance its own certificate"},
-    KeySpec{"docker_socket", &Config::docker_socket, "Docker Engine API socket"},
-    KeySpec{"docker_start_timeout_seconds", &Config::docker_start_timeout_seconds,
-            "pre-baked fast path: how long to wait for docker.service to answer"},
-    KeySpec{"manager_tls_verify", &Config::manager_tls_verify, "verify the manager's certificate in health checks"},
-    KeySpec{"manager_ca", &Config::manager_ca, "CA bundle for the manager health check"},
-    KeySpec{"health_timeout_seconds", &Config::health_timeout_seconds, "how long to wait for a healthy agent"},
-    KeySpec{"block_container_metadata", &Config::block_container_metadata,
-            "drop container traffic to the metadata service (169.254.169.254, fd00:ec2::254) in DOCKER-USER"},
-    KeySpec{"state_dir", &Config::state_dir, "state, status and log files"},
-    KeySpec{"console", &Config::console, "where the one-line summary goes; empty = nowhere"},
-    KeySpec{"metrics_file", &Config::metrics_file, "Prometheus textfile; empty = none"},
-};
+using enum ValueKind;
 
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j)
-    prev[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j)
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
+// Designated initialisers: kind, required_for and noun default to plain text, optional.
+const std::array kKeys = {
+    KeySpec{.name = "server_id",
+            .field = &Config::server_id,
+            .help = "Kasm server id of this agent ({server_id})",
+            .kind = kUuid,
+            .required_for = kRequiredForRun,
+            .noun = "Kasm server id"},
+    KeySpec{.name = "manager_address",
+            .field = &Config::manager_address,
+            .help = "manager host or IP: the Zone's Upstream Auth Address",
+            .kind = kHost,
+            .required_for = kRequiredForRun | kRequiredForHealth,
+            .noun = "manager address"},
+    KeySpec{.name = "manager_port",
+            .field = &Config::manager_port,
+            .help = "port of the manager's API (agent config manager.public_port)",
+            .kind = kPort},
+    KeySpec{.name = "manager_token",
+            .field = &Config::manager_token,
+            .help = "manager token (secret: file, stdin or environment only)",
+            .required_for = kRequiredForRun,
+            .noun = "manager token"},
+    KeySpec{.name = "provider",
+            .field = &Config::provider,
+            .help = "VM provider name passed to the installer ({provider_name})"},
+    KeySpec{.name = "server_hostname", .field = &Config::server_hostname, .help = "host name Kasm gave this server"},
+    KeySpec{.name = "external_fqdn",
+            .field = &Config::external_fqdn,
+            .help = "public FQDN; wins over detection ('None' = unset)",
+            .kind = kHost},
+    KeySpec{.name = "agent_address",
+            .field = &Config::agent_address,
+            .help = "explicit agent address; skips detection",
+            .kind = kIpAddress},
+    KeySpec{.name = "address_sources",
+            .field = &Config::address_sources,
+            .help = "detection chain: auto, aws-imds, aws-imds-public, gcp, azure, oci, digitalocean, route, "
+                    "interface:NAME, first-global",
+            .kind = kList},
+    KeySpec{.name = "imds_endpoint", .field = &Config::imds_endpoint, .help = "metadata service base URL", .kind = kUrl},
+    KeySpec{.name = "address_timeout_seconds",
+            .field = &Config::address_timeout_seconds,
+            .help = "time budget for address detection",
+            .kind = kSeconds},
+    KeySpec{.name = "swap_size",
+            .field = &Config::swap_size,
+            .help = "auto, off, 0, or a size such as 512M or 8G",
+            .kind = kSize},
+    KeySpec{.name = "swap_file", .field = &Config::swap_file, .help = "swap file path", .kind = kPath},
+    KeySpec{.name = "swap_required",
+            .field = &Config::swap_required,
+            .help = "fail the run when swap cannot be made",
+            .kind = kBool},
+    KeySpec{.name = "release_url",
+            .field = &Config::release_url,
+            .help = "Kasm release tarball URL (https)",
+            .kind = kUrl,
+            .required_for = kRequiredForRun | kRequiredForPrebake,
+            .noun = "release URL"},
+    KeySpec{.name = "release_sha256",
+            .field = &Config::release_sha256,
+            .help = "SHA-256 of the release tarball",
+            .kind = kSha256,
+            .required_for = kRequiredForRun | kRequiredForPrebake,
+            .noun = "release checksum"},
+    KeySpec{.name = "allow_insecure_http",
+            .field = &Config::allow_insecure_http,
+            .help = "allow a plain http release URL",
+            .kind = kBool},
+    KeySpec{.name = "cache_dir", .field = &Config::cache_dir, .help = "where verified releases are kept", .kind = kPath},
+    KeySpec{.name = "ca_bundle",
+            .field = &Config::ca_bundle,
+            .help = "CA bundle for HTTPS; empty = first well-known bundle",
+            .kind = kPathOrEmpty},
+    KeySpec{.name = "download_timeout_seconds",
+            .field = &Config::download_timeout_seconds,
+            .help = "deadline for the release download",
+            .kind = kSeconds},
+    KeySpec{.name = "install_args",
+            .field = &Config::install_args,
+            .help = "extra arguments for install.sh",
+            .kind = kList},
+    KeySpec{.name = "lock_timeout_seconds",
+            .field = &Config::lock_timeout_seconds,
+            .help = "how long to wait for apt/dpkg locks",
+            .kind = kSeconds},
+    KeySpec{.name = "install_timeout_seconds",
+            .field = &Config::install_timeout_seconds,
+            .help = "deadline for install.sh",
+            .kind = kSeconds},
+    KeySpec{.name = "service_images",
+            .field = &Config::service_images,
+            .help = "offline service images tarball for install.sh -s (prebake)",
+            .kind = kPathOrEmpty},
+    KeySpec{.name = "proxy_port",
+            .field = &Config::proxy_port,
+            .help = "port kasm_proxy listens on (install.sh -L)",
+            .kind = kPort},
+    KeySpec{.name = "start_timeout_seconds",
+            .field = &Config::start_timeout_seconds,
+            .help = "deadline for the release's bin/start (docker compose up)",
+            .kind = kSeconds},
+    KeySpec{.name = "nginx_cert",
+            .field = &Config::nginx_cert,
+            .help = "nginx certificate PEM; blank keeps the self-signed one",
+            .kind = kPem},
+    KeySpec{.name = "nginx_key",
+            .field = &Config::nginx_key,
+            .help = "nginx private key PEM (secret: file, stdin or environment only)",
+            .kind = kPem},
+    KeySpec{.name = "nginx_cert_path",
+            .field = &Config::nginx_cert_path,
+            .help = "nginx certificate file on the machine, used when nginx_cert is blank (Kasm 1.17+ images)",
+            .kind = kPathOrEmpty},
+    KeySpec{.name = "nginx_key_path",
+            .field = &Config::nginx_key_path,
+            .help = "its private key file (read at install time, never shown)",
+            .kind = kPathOrEmpty},
+    KeySpec{.name = "generate_self_signed",
+            .field = &Config::generate_self_signed,
+            .help = "make this instance its own certificate",
+            .kind = kBool},
+    KeySpec{.name = "docker_socket", .field = &Config::docker_socket, .help = "Docker Engine API socket", .kind = kPath},
+    KeySpec{.name = "docker_start_timeout_seconds",
+            .field = &Config::docker_start_timeout_seconds,
+            .help = "pre-baked fast path: how long to wait for docker.service to answer",
+            .kind = kSeconds},
+    KeySpec{.name = "manager_tls_verify",
+            .field = &Config::manager_tls_verify,
+            .help = "verify the manager's certificate in health checks",
+            .kind = kBool},
+    KeySpec{.name = "manager_ca",
+            .field = &Config::manager_ca,
+            .help = "CA bundle for the manager health check",
+            .kind = kPathOrEmpty},
+    KeySpec{.name = "health_timeout_seconds",
+            .field = &Config::health_timeout_seconds,
+            .help = "how long to wait for a healthy agent",
+            .kind = kSeconds},
+    KeySpec{.name = "block_container_metadata",
+            .field = &Config::block_container_metadata,
+            .help = "drop container traffic to the metadata service (169.254.169.254, fd00:ec2::254) in DOCKER-USER",
+            .kind = kBool},
+    KeySpec{.name = "state_dir", .field = &Config::state_dir, .help = "state, status and log files", .kind = kPath},
+    KeySpec{.name = "console",
+            .field = &Config::console,
+            .help = "where the one-line summary goes; empty = nowhere",
+            .kind = kPathOrEmpty},
+    KeySpec{.name = "metrics_file",
+            .field = &Config::metrics_file,
+            .help = "Prometheus textfile; empty = none",
+            .kind = kPathOrEmpty},
+};
 
 } // namespace
 
@@ -84,6 +183,48 @@ std::string KeySpec::env_var() const {
   return e;
 }
 
+std::string_view KeySpec::value_name() const {
+  if (secret()) return "SECRET";
+  switch (kind) {
+  case kText: return "TEXT";
+  case kHost: return "HOST";
+  case kUuid: return "UUID";
+  case kIpAddress: return "IP";
+  case kUrl: return "URL";
+  case kSha256: return "SHA256";
+  case kSize: return "SIZE";
+  case kPath:
+  case kPathOrEmpty: return "PATH";
+  case kPort: return "PORT";
+  case kSeconds: return "SECONDS";
+  case kPem: return "PEM";
+  case kBool: return "BOOL";
+  case kList: return "LIST";
+  }
+  return "TEXT";
+}
+
+std::string KeySpec::default_text() const {
+  static const Config defaults;
+  return std::visit(
+      [](auto member) -> std::string {
+        const auto& value = defaults.*member;
+        using T = std::decay_t<decltype(value)>;
+        if constexpr (std::is_same_v<T, std::string>) return value;
+        else if constexpr (std::is_same_v<T, bool>) return value ? "true" : "false";
+        else if constexpr (std::is_same_v<T, std::int64_t>) return std::to_string(value);
+        else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+          std::string joined;
+          for (const auto& item : value)
+            joined += (joined.empty() ? "" : ",") + item;
+          return joined;
+        } else {
+          return {}; // a secret has no default to show
+        }
+      },
+      field);
+}
+
 std::span<const KeySpec> keys() { return kKeys; }
 
 const KeySpec* find_key(std::string_view name) {
@@ -96,16 +237,13 @@ std::string suggest_key(std::string_view unknown) {
   std::string lowered;
   for (char c : unknown)
     lowered += c == '-' ? '_' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  std::string best;
-  std::size_t best_distance = 4; // further than 3 edits is not a typo
-  for (const auto& k : kKeys) {
-    const auto d = edit_distance(lowered, k.name);
-    if (d < best_distance) {
-      best_distance = d;
-      best = k.name;
-    }
-  }
-  return best;
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> all;
+    for (const auto& k : kKeys)
+      all.emplace_back(k.name);
+    return all;
+  }();
+  return util::closest_match(lowered, names);
 }
 
 } // namespace kb::config

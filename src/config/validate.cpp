@@ -12,6 +12,8 @@
 #include <array>
 #include <cctype>
 #include <memory>
+#include <type_traits>
+#include <variant>
 
 namespace kb::config {
 namespace {
@@ -117,26 +119,30 @@ void validate(LoadedConfig& loaded, Purpose purpose) {
   const Config& c = loaded.config;
   const bool registering = purpose == Purpose::kRun;
 
-  if (registering) {
-    check.require("server_id", !c.server_id.empty(), "Kasm server id");
-    check.require("manager_token", !c.manager_token.empty(), "manager token");
-    // The redactor masks every occurrence of the token in every output. A short token
-    // occurs inside ordinary words ("kasm" in "kasm-bootstrap") and the masked word gives it
-    // away; from kMinTokenLength characters on, a token that is not a dictionary word does
-    // not turn up in our own text. Kasm's installer makes 20-character tokens.
-    if (!c.manager_token.empty() && c.manager_token.reveal().size() < kMinTokenLength)
-      check.problem("manager_token", "is shorter than " + std::to_string(kMinTokenLength) +
-                                         " characters; too short to mask safely in logs (Kasm's own tokens are 20)");
-    check.require("release_url", !c.release_url.empty(), "release URL");
-    check.require("release_sha256", !c.release_sha256.empty(), "release checksum");
+  // Required keys come from the key table (keys.cpp), so the reference says the same.
+  const unsigned needs = purpose == Purpose::kRun       ? kRequiredForRun
+                         : purpose == Purpose::kPrebake ? kRequiredForPrebake
+                         : purpose == Purpose::kHealth  ? kRequiredForHealth
+                                                        : kNotRequired;
+  for (const auto& spec : keys()) {
+    if ((spec.required_for & needs) == 0) continue;
+    const bool present = std::visit(
+        [&](auto member) {
+          const auto& value = c.*member;
+          using T = std::decay_t<decltype(value)>;
+          if constexpr (std::is_same_v<T, bool> || std::is_same_v<T, std::int64_t>) return true;
+          else return !value.empty();
+        },
+        spec.field);
+    check.require(spec.name, present, spec.noun);
   }
-  if (purpose == Purpose::kPrebake) {
-    // An image is baked before any instance exists: only the release is known.
-    check.require("release_url", !c.release_url.empty(), "release URL");
-    check.require("release_sha256", !c.release_sha256.empty(), "release checksum");
-  }
-  if (registering || purpose == Purpose::kHealth)
-    check.require("manager_address", !c.manager_address.empty(), "manager address");
+  // The redactor masks every occurrence of the token in every output. A short token
+  // occurs inside ordinary words ("kasm" in "kasm-bootstrap") and the masked word gives it
+  // away; from kMinTokenLength characters on, a token that is not a dictionary word does
+  // not turn up in our own text. Kasm's installer makes 20-character tokens.
+  if (registering && !c.manager_token.empty() && c.manager_token.reveal().size() < kMinTokenLength)
+    check.problem("manager_token", "is shorter than " + std::to_string(kMinTokenLength) +
+                                       " characters; too short to mask safely in logs (Kasm's own tokens are 20)");
 
   if (c.manager_address == "$request_host$") {
     check.problem("manager_address",
@@ -195,31 +201,21 @@ void validate(LoadedConfig& loaded, Purpose purpose) {
   if (c.swap_size != "auto" && c.swap_size != "off" && !parse_size(c.swap_size))
     check.problem("swap_size",
                   "'" + util::quote_for_message(c.swap_size) + "' is not auto, off, 0, or a size like 512M or 8G");
-  if (c.swap_file.empty() || c.swap_file.front() != '/')
-    check.problem("swap_file", "must be an absolute path, got '" + util::quote_for_message(c.swap_file) + "'");
-
-  for (const auto* key : {"cache_dir", "state_dir", "docker_socket"}) {
-    const auto* spec = find_key(key);
-    const auto& value = c.*std::get<std::string Config::*>(spec->field);
-    if (value.empty() || value.front() != '/')
-      check.problem(key, "must be an absolute path, got '" + util::quote_for_message(value) + "'");
-  }
-  for (const auto* key :
-       {"console", "metrics_file", "ca_bundle", "manager_ca", "service_images", "nginx_cert_path", "nginx_key_path"}) {
-    const auto* spec = find_key(key);
-    const auto& value = c.*std::get<std::string Config::*>(spec->field);
-    if (!value.empty() && value.front() != '/')
-      check.problem(key, "must be an absolute path, got '" + util::quote_for_message(value) + "'");
-  }
-
   for (const auto& spec : keys()) {
-    if (spec.type() != KeyType::kInteger) continue;
-    const auto value = c.*std::get<std::int64_t Config::*>(spec.field);
-    if (spec.name.ends_with("_port")) {
+    if (spec.kind == ValueKind::kPath || spec.kind == ValueKind::kPathOrEmpty) {
+      const auto& value = c.*std::get<std::string Config::*>(spec.field);
+      if (value.empty() && spec.kind == ValueKind::kPathOrEmpty) continue;
+      if (value.empty() || value.front() != '/')
+        check.problem(spec.name, "must be an absolute path, got '" + util::quote_for_message(value) + "'");
+    } else if (spec.kind == ValueKind::kPort) {
+      const auto value = c.*std::get<std::int64_t Config::*>(spec.field);
       if (value <= 0 || value > 65535)
         check.problem(spec.name, "must be a TCP port between 1 and 65535, got " + std::to_string(value));
-    } else if (value <= 0 || value > std::int64_t{7} * 24 * 3600) {
-      check.problem(spec.name, "must be between 1 and 604800 seconds, got " + std::to_string(value));
+    } else if (spec.kind == ValueKind::kSeconds) {
+      const auto value = c.*std::get<std::int64_t Config::*>(spec.field);
+      if (value <= 0 || value > kMaxSeconds)
+        check.problem(spec.name, "must be between 1 and " + std::to_string(kMaxSeconds) + " seconds, got " +
+                                     std::to_string(value));
     }
   }
 
