@@ -4,6 +4,7 @@
 #include "kasm_bootstrap/config/keys.hpp"
 #include "kasm_bootstrap/error.hpp"
 #include "kasm_bootstrap/system/root_fs.hpp"
+#include "kasm_bootstrap/util/closest_match.hpp"
 #include "kasm_bootstrap/util/log.hpp"
 #include "kasm_bootstrap/util/message_text.hpp"
 #include "kasm_bootstrap/util/redactor.hpp"
@@ -11,7 +12,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 namespace kb::cli {
@@ -42,28 +45,53 @@ struct SecretFlag {
 };
 constexpr SecretFlag kSecretFlags[] = {{"manager_token", "--manager-token-file"}, {"nginx_key", "--nginx-key-file"}};
 
+// "--swap-size SIZE  auto, off, 0, ... (default: auto)": the type is CLI11's type name,
+// the default comes from the key table, so --help cannot drift from the code.
+std::string option_help(const config::KeySpec& spec) {
+  std::string help(spec.help);
+  const auto value = spec.default_text();
+  if (!value.empty()) help += " (default: " + value + ")";
+  else if (spec.type() != config::KeyType::kList) help += " (default: none)";
+  return help;
+}
+
 void add_common_options(CLI::App& sub, CommonOptions& o) {
   sub.add_option("--config,-c", o.config_path,
-                 "configuration: JSON file, '-' for stdin, or a directory with one file per key");
+                 "configuration: JSON file, '-' for stdin, or a directory with one file per key")
+      ->type_name("FILE|DIR|-");
   sub.add_option("--root", o.root, "treat this directory as / (every path the tool touches is under it)")
+      ->type_name("DIR")
       ->capture_default_str();
   sub.add_option("--output,-o", o.output, "text or json")
+      ->type_name("FORMAT")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
   sub.add_flag("--verbose,-v", o.verbose, "debug messages on stderr");
   sub.add_flag("--quiet,-q", o.quiet, "only warnings and errors on stderr");
+  sub.add_option("--color", o.color, "colour on stderr: auto (a terminal, and NO_COLOR unset), always, never")
+      ->check(CLI::IsMember({"auto", "always", "never"}))
+      ->type_name("WHEN")
+      ->capture_default_str();
   auto* group = sub.add_option_group("Configuration keys", "each also settable as KASM_BOOTSTRAP_<KEY> or in --config");
   for (const auto& spec : config::keys()) {
     const std::string key(spec.name);
     if (spec.secret()) {
-      group->add_option(spec.flag(), o.rejected_secret_flags[key])->description("(not accepted: secret)");
+      group->add_option(spec.flag(), o.rejected_secret_flags[key])
+          ->description("(not accepted: secret; " + spec.env_var() + " or the config file)")
+          ->type_name(std::string(spec.value_name()));
       continue;
     }
-    auto* opt = group->add_option(spec.flag(), o.key_values[key], std::string(spec.help));
-    if (spec.type() == config::KeyType::kBool) opt->expected(0, 1)->default_str("true");
+    auto* opt = group->add_option(spec.flag(), o.key_values[key], option_help(spec));
+    if (spec.type() == config::KeyType::kBool) {
+      // `--swap-required` alone means true; the value is optional.
+      opt->expected(0, 1)->type_name("[BOOL]");
+    } else {
+      opt->type_name(std::string(spec.value_name()));
+    }
   }
   for (const auto& s : kSecretFlags)
-    group->add_option(s.file_flag, o.secret_files[s.key], "read " + std::string(s.key) + " from FILE ('-' = stdin)");
+    group->add_option(s.file_flag, o.secret_files[s.key], "read " + std::string(s.key) + " from FILE ('-' = stdin)")
+        ->type_name("FILE");
 }
 
 // Moves what the user gave on the command line into the flag layer of the loader.
@@ -102,14 +130,14 @@ void collect_flags(CLI::App& sub, CommonOptions& o, std::istream& in) {
 
 } // namespace
 
-int main(int argc, char** argv, std::istream& in, std::ostream& out) {
-  CLI::App app{"kasm-bootstrap: turn a fresh VM into a registered Kasm Workspaces Docker Agent"};
+void build_cli(CLI::App& app, CommonOptions& opts) {
+  app.description("kasm-bootstrap: turn a fresh VM into a registered Kasm Workspaces Docker Agent");
+  app.name("kasm-bootstrap");
   app.set_version_flag("--version,-V", std::string("kasm-bootstrap ") + kVersion);
   app.require_subcommand(1);
   app.footer("Exit codes: 0 ok, 1 internal, 2 usage, 3 config, 4 address, 5 swap, 6 release, 7 package-lock, "
              "8 install, 9 certificate, 10 health, 11 not-implemented, 12 interrupted, 13 state, 14 docker, 15 busy.");
 
-  CommonOptions opts;
   auto* run = app.add_subcommand("run", "do the whole job: address, swap, release, install, certificates, health");
   auto* plan = app.add_subcommand("plan", "show what run would do and change nothing (same as run --dry-run)");
   auto* detect = app.add_subcommand("detect-address", "print the agent address and the source that gave it");
@@ -137,13 +165,88 @@ int main(int argc, char** argv, std::istream& in, std::ostream& out) {
                   "when another run or prebake is running here, wait for it instead of exiting 15 (busy)");
   run->add_flag("--force", opts.force, "re-apply every step, even those an earlier run completed");
   swap->add_flag("--dry-run,-n", opts.dry_run, "state the decision and the numbers behind it; change nothing");
-  swap->add_option("--size", opts.swap_size_alias, "auto, off, 0 or a size (same as --swap-size)");
+  swap->add_option("--size", opts.swap_size_alias, "auto, off, 0 or a size (same as --swap-size)")->type_name("SIZE");
   collect->add_option("--archive,-a", opts.archive_path,
-                      "write the tarball here (default: kasm-bootstrap-logs-<host>-<UTC time>.tar.gz in the current directory)");
-  detect->add_option("--sources", opts.sources_alias, "comma-separated chain (same as --address-sources)");
+                      "write the tarball here (default: kasm-bootstrap-logs-<host>-<UTC time>.tar.gz in the current directory)")
+      ->type_name("FILE");
+  detect->add_option("--sources", opts.sources_alias, "comma-separated chain (same as --address-sources)")
+      ->type_name("LIST");
+
+}
+
+namespace {
+
+std::vector<std::string> subcommand_names(const CLI::App& app) {
+  std::vector<std::string> names;
+  for (const auto* sub : app.get_subcommands({}))
+    if (!sub->get_name().empty()) names.push_back(sub->get_name());
+  return names;
+}
+
+// The first word that is not an option names the command: a typo gets a suggestion
+// instead of CLI11's "A subcommand is required".
+std::optional<std::string> unknown_command_message(const CLI::App& app, int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view word(argv[i]);
+    if (word.empty() || word.front() == '-') continue;
+    const auto names = subcommand_names(app);
+    if (std::find(names.begin(), names.end(), word) != names.end()) return std::nullopt;
+    std::string msg = "unknown command '" + util::quote_for_message(word, 60) + "'";
+    if (auto hint = util::closest_match(word, names); !hint.empty()) msg += "; did you mean '" + hint + "'?";
+    return msg + "\nRun 'kasm-bootstrap --help' for the commands.";
+  }
+  return std::nullopt;
+}
+
+// An option the chosen command does not have: "did you mean" its nearest long option.
+std::optional<std::string> unknown_option_message(const CLI::App& app) {
+  for (const auto* sub : app.get_subcommands()) {
+    for (const auto& extra : sub->remaining()) {
+      if (extra.rfind("--", 0) != 0) continue;
+      const auto word = extra.substr(0, extra.find('='));
+      std::vector<std::string> options;
+      const auto add_names = [&](const CLI::App& from) {
+        for (const auto* opt : from.get_options())
+          for (const auto& name : opt->get_lnames())
+            options.push_back("--" + name);
+      };
+      add_names(*sub);
+      for (const auto* group : sub->get_subcommands({})) // option groups ("Configuration keys")
+        if (group->get_name().empty()) add_names(*group);
+      std::string msg = sub->get_name() + ": unknown option '" + util::quote_for_message(word, 60) + "'";
+      if (auto hint = util::closest_match(word, options); !hint.empty()) msg += "; did you mean '" + hint + "'?";
+      return msg + "\nRun 'kasm-bootstrap " + sub->get_name() + " --help' for its options.";
+    }
+  }
+  return std::nullopt;
+}
+
+log::ColorMode color_mode(const std::string& name) {
+  if (name == "always") return log::ColorMode::kAlways;
+  if (name == "never") return log::ColorMode::kNever;
+  return log::ColorMode::kAuto;
+}
+
+} // namespace
+
+int main(int argc, char** argv, std::istream& in, std::ostream& out) {
+  CLI::App app;
+  CommonOptions opts;
+  build_cli(app, opts);
+  if (auto msg = unknown_command_message(app, argc, argv)) {
+    std::cerr << "kasm-bootstrap: " << *msg << '\n';
+    return static_cast<int>(ExitCode::kUsage);
+  }
 
   try {
     app.parse(argc, argv);
+  } catch (const CLI::ExtrasError& e) {
+    if (auto msg = unknown_option_message(app)) {
+      std::cerr << "kasm-bootstrap " << *msg << '\n';
+      return static_cast<int>(ExitCode::kUsage);
+    }
+    app.exit(e, out, std::cerr);
+    return static_cast<int>(ExitCode::kUsage);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e, out, std::cerr);
     return code == 0 ? 0 : static_cast<int>(ExitCode::kUsage);
@@ -152,7 +255,8 @@ int main(int argc, char** argv, std::istream& in, std::ostream& out) {
   CLI::App* chosen = app.get_subcommands().front();
   const std::string name = chosen->get_name();
   Output output(opts.output == "json" ? Format::kJson : Format::kText, out);
-  log::init(opts.quiet ? log::Verbosity::kQuiet : opts.verbose ? log::Verbosity::kVerbose : log::Verbosity::kNormal);
+  log::init(opts.quiet ? log::Verbosity::kQuiet : opts.verbose ? log::Verbosity::kVerbose : log::Verbosity::kNormal,
+            color_mode(opts.color));
 
   try {
     collect_flags(*chosen, opts, in);

@@ -113,15 +113,17 @@ std::shared_ptr<RedactingSink>& root_sink() {
 
 } // namespace
 
-void init(Verbosity verbosity) {
+void init(Verbosity verbosity, ColorMode color) {
   auto sink = std::make_shared<RedactingSink>();
   spdlog::sink_ptr console;
   if (stderr_is_journal()) {
     console = std::make_shared<JournalStderrSink>();
   } else {
-    // NO_COLOR: any non-empty value turns colour off (docs/platform.md).
+    // NO_COLOR: any non-empty value turns colour off (docs/platform.md); --color wins.
     const char* no_color = std::getenv("NO_COLOR"); // NOLINT(concurrency-mt-unsafe): read once at start
-    const auto mode = no_color && *no_color ? spdlog::color_mode::never : spdlog::color_mode::automatic;
+    auto mode = no_color && *no_color ? spdlog::color_mode::never : spdlog::color_mode::automatic;
+    if (color == ColorMode::kAlways) mode = spdlog::color_mode::always;
+    if (color == ColorMode::kNever) mode = spdlog::color_mode::never;
     console = std::make_shared<spdlog::sinks::ansicolor_stderr_sink_mt>(mode);
     console->set_pattern("%^%L%$ %H:%M:%S.%e %v");
   }

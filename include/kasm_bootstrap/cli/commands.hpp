@@ -19,6 +19,7 @@ struct CommonOptions {
   std::string output = "text";
   bool verbose = false;
   bool quiet = false;
+  std::string color = "auto"; // --color: auto, always, never
   bool dry_run = false;
   bool force = false;
   bool wait_lock = false; // run, prebake: wait for another run instead of exiting 15

@@ -37,8 +37,14 @@ template <typename... Args> void error(fmt::format_string<Args...> format, Args&
 
 enum class Verbosity { kQuiet, kNormal, kVerbose };
 
+// --color: kAuto colours stderr when it is a terminal and NO_COLOR is unset or empty
+// (docs/platform.md); kAlways and kNever override both.
+enum class ColorMode { kAuto, kAlways, kNever };
+
 // Human-readable lines on stderr. Safe to call more than once (tests, subcommands).
-void init(Verbosity verbosity);
+// When stderr is the journal (JOURNAL_STREAM), lines carry a "<N>" priority prefix and
+// never colour, whatever `color` says.
+void init(Verbosity verbosity, ColorMode color = ColorMode::kAuto);
 
 // Also append every line (debug and up) to `file`, a real host path already resolved
 // under the root dir. Parent directories are created with mode 0750.
