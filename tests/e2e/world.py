@@ -19,6 +19,7 @@ API (everything needs root, `ip netns`, `tc`, docker.io, busybox-static, openssl
         case = w.new_case("happy")           # fresh instance root + config; containers removed
         case.config["swap_size"] = "64M"     # edit before running (written at run time)
         r = case.run()                       # kasm-bootstrap run, in the instance namespace
+        case.run(output=fd)                  # the same, its stdout+stderr to fd as it runs (a live view)
         r.rc, r.stdout, r.stderr, r.notify   # exit code, output, sd_notify datagrams
         case.status(), case.state()          # parsed status.json / state.json (None if absent)
         case.console(), case.log()           # console summary line(s), kasm-bootstrap.log
@@ -34,7 +35,9 @@ API (everything needs root, `ip netns`, `tc`, docker.io, busybox-static, openssl
 
 A run can be interrupted: case.run(signal_when=(predicate, signal.SIGKILL)) sends the
 signal to the binary once predicate(case) is true. w.stop() (also run at exit and on
-SIGTERM/SIGINT) removes servers, namespaces, dockerd, qdiscs, mounts and swap it made.
+SIGTERM/SIGINT) removes servers, namespaces, dockerd, qdiscs, mounts and swap it made
+(a swap file a run activated under a case root, KB_TEST_SWAPON_UNDER_ROOT=1, is swapped off
+by case.cleanup(); swap_off_under(dir) does it for any directory).
 """
 
 import atexit
@@ -288,7 +291,7 @@ class Case:
         env.update(self.env)
         return env
 
-    def run(self, *extra, signal_when=None, timeout=240, config=True, name="run", keep_strays=False):
+    def run(self, *extra, signal_when=None, timeout=240, config=True, name="run", keep_strays=False, output=None):
         """Runs `kasm-bootstrap run` in the instance namespace with a listening NOTIFY_SOCKET.
 
         signal_when=(predicate, signum[, then]) sends signum once predicate(case) is true
@@ -298,6 +301,8 @@ class Case:
         name: another name for a second run started while one runs (its own output files
         and notify socket). keep_strays: leave what a killed run left running, for a test
         of what the next run does about it (cleanup() still kills it).
+        output: a file or descriptor that gets the binary's stdout and stderr as it runs (to
+        show its progress); result.stdout and result.stderr are then empty.
         """
         cfg = os.path.join(self.dir, "config.json")
         with open(cfg, "w") as f:
@@ -332,7 +337,8 @@ class Case:
         out = open(os.path.join(self.dir, "stdout" + suffix), "w+")
         err = open(os.path.join(self.dir, "stderr" + suffix), "w+")
         start = time.monotonic()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=out if output is None else output,
+                                stderr=err if output is None else output, env=env, start_new_session=True)
         try:
             if signal_when:
                 predicate, signum = signal_when[0], signal_when[1]
@@ -408,6 +414,7 @@ class Case:
 
     def cleanup(self):
         self.kill_strays()
+        swap_off_under(self.dir)
         for m in reversed(self.mounts):
             subprocess.run(["umount", "-l", m], capture_output=True)
         self.mounts = []
@@ -769,6 +776,24 @@ def kill_marked(marker):
     return killed
 
 
+def swap_off_under(directory):
+    """Swaps off every active swap area (/proc/swaps) whose file is under directory: a run
+    with KB_TEST_SWAPON_UNDER_ROOT=1 really activates its swap file. Must happen before the
+    directory is deleted: an unlinked swap file can no longer be named to swapoff. Returns
+    the areas it swapped off."""
+    try:
+        areas = [line.split()[0] for line in slurp("/proc/swaps").splitlines()[1:] if line.strip()]
+    except OSError:
+        return []
+    done = []
+    for area in areas:
+        # /proc/swaps escapes blanks in names as \040; the world's paths have none.
+        if area.startswith(directory.rstrip("/") + "/"):
+            if subprocess.run(["swapoff", area], capture_output=True).returncode == 0:
+                done.append(area)
+    return done
+
+
 def sweep_dead_worlds():
     """Removes what a SIGKILLed suite could not: its namespaces, dockerd, mounts and dir.
     Only worlds whose owner process is gone (owner.pid / the pid in the netns name)."""
@@ -780,6 +805,7 @@ def sweep_dead_worlds():
         if pid_alive(owner):
             continue
         kill_marked(("KBE2E_WORLD=" + d).encode())
+        swap_off_under(d)
         if os.path.isdir(os.path.join(d, "docker")):
             subprocess.run([os.path.join(FAKES, "docker_world.sh"), "stop", os.path.join(d, "docker")],
                            capture_output=True)
