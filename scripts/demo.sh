@@ -41,7 +41,7 @@ fi
 say "[2/4] configuring: cmake --preset dev (build/dev) [at $(took)]"
 cmake --preset dev >/dev/null
 jobs=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
-say "[3/4] building build/dev/kasm-bootstrap only, not the test suites ($jobs jobs) [at $(took)]"
+say "[3/4] building build/dev/kasm-bootstrap only, not the test suites (jobs: $jobs) [at $(took)]"
 cmake --build --preset dev --target kasm-bootstrap -j"$jobs"
 
 if [[ -z $fallback ]]; then
