@@ -76,6 +76,7 @@ std::string type_words(const KeySpec& spec) {
   case ValueKind::kPathOrEmpty: return "absolute path or empty";
   case ValueKind::kPort: return "port 1-65535";
   case ValueKind::kSeconds: return "seconds, 1-" + std::to_string(kb::config::kMaxSeconds);
+  case ValueKind::kConnections: return "count, 1-" + std::to_string(kb::config::kMaxConnections);
   case ValueKind::kPem: return "PEM text";
   case ValueKind::kBool: return "true or false";
   case ValueKind::kList: return "list of text";
@@ -154,7 +155,9 @@ void schema() {
     case KeyType::kInteger:
       p["type"] = "integer";
       p["minimum"] = 1;
-      p["maximum"] = spec.kind == ValueKind::kPort ? 65535 : kb::config::kMaxSeconds;
+      p["maximum"] = spec.kind == ValueKind::kPort          ? 65535
+                     : spec.kind == ValueKind::kConnections ? kb::config::kMaxConnections
+                                                            : kb::config::kMaxSeconds;
       p["default"] = std::stoll(value);
       break;
     case KeyType::kList:

@@ -91,6 +91,10 @@ const std::array kKeys = {
             .field = &Config::download_timeout_seconds,
             .help = "deadline for the release download",
             .kind = kSeconds},
+    KeySpec{.name = "download_connections",
+            .field = &Config::download_connections,
+            .help = "parallel ranged GETs for the release when the server serves ranges; 1 = one stream",
+            .kind = kConnections},
     KeySpec{.name = "install_args",
             .field = &Config::install_args,
             .help = "extra arguments for install.sh",
@@ -197,6 +201,7 @@ std::string_view KeySpec::value_name() const {
   case kPathOrEmpty: return "PATH";
   case kPort: return "PORT";
   case kSeconds: return "SECONDS";
+  case kConnections: return "COUNT";
   case kPem: return "PEM";
   case kBool: return "BOOL";
   case kList: return "LIST";

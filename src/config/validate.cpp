@@ -211,6 +211,11 @@ void validate(LoadedConfig& loaded, Purpose purpose) {
       const auto value = c.*std::get<std::int64_t Config::*>(spec.field);
       if (value <= 0 || value > 65535)
         check.problem(spec.name, "must be a TCP port between 1 and 65535, got " + std::to_string(value));
+    } else if (spec.kind == ValueKind::kConnections) {
+      const auto value = c.*std::get<std::int64_t Config::*>(spec.field);
+      if (value <= 0 || value > kMaxConnections)
+        check.problem(spec.name, "must be between 1 and " + std::to_string(kMaxConnections) + ", got " +
+                                     std::to_string(value));
     } else if (spec.kind == ValueKind::kSeconds) {
       const auto value = c.*std::get<std::int64_t Config::*>(spec.field);
       if (value <= 0 || value > kMaxSeconds)

@@ -2,6 +2,7 @@
 
 #include "kasm_bootstrap/error.hpp"
 #include "kasm_bootstrap/kasm/download_progress.hpp"
+#include "kasm_bootstrap/kasm/ranged_download.hpp"
 #include "kasm_bootstrap/system/disk_space.hpp"
 #include "kasm_bootstrap/system/unique_fd.hpp"
 #include "kasm_bootstrap/util/errno_text.hpp"
@@ -112,7 +113,9 @@ void hash_existing(int fd, std::uint64_t size, util::Sha256& hasher, const fs::p
   }
 }
 
-milliseconds backoff_delay(const DownloadRequest& r, int failures) {
+} // namespace
+
+milliseconds download_backoff(const DownloadRequest& r, int failures) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   double base = static_cast<double>(r.initial_backoff.count());
   for (int i = 1; i < failures && base < static_cast<double>(r.max_backoff.count()); ++i)
@@ -122,8 +125,6 @@ milliseconds backoff_delay(const DownloadRequest& r, int failures) {
   std::uniform_real_distribution<double> jitter(0.5, 1.0);
   return milliseconds(static_cast<long long>(base * jitter(rng)));
 }
-
-} // namespace
 
 std::string normalize_digest(std::string digest) {
   while (!digest.empty() && std::isspace(static_cast<unsigned char>(digest.back())))
@@ -187,6 +188,16 @@ DownloadResult download_verified(const net::HttpClient& http, const DownloadRequ
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) fail("cannot stat " + partial.string() + ": " + errno_text(errno));
   std::uint64_t offset = static_cast<std::uint64_t>(st.st_size);
+  // A ranged download that was killed left pieces past its hashed prefix: only the prefix
+  // its record names is contiguous, the rest goes.
+  if (const auto frontier = read_frontier(partial)) {
+    const std::uint64_t keep = std::min(*frontier, offset);
+    if (::ftruncate(fd.get(), static_cast<off_t>(keep)) != 0)
+      fail("cannot truncate " + partial.string() + ": " + errno_text(errno));
+    offset = keep;
+    std::error_code ec;
+    fs::remove(frontier_path(partial), ec);
+  }
   auto hasher = std::make_unique<util::Sha256>();
   if (offset > 0) {
     hash_existing(fd.get(), offset, *hasher, partial);
@@ -205,6 +216,38 @@ DownloadResult download_verified(const net::HttpClient& http, const DownloadRequ
   std::string last_failure;
   std::optional<std::string> final_digest;
   int failures = 0;
+  int stream_attempts = 0;
+
+  // Parallel ranged GETs when asked for and the server serves ranges; one stream then
+  // only finishes what a server that ignored Range left (from the hashed prefix).
+  bool complete = false;
+  if (const auto size = ranged_download_size(request); size && offset < *size) {
+    log::info("release: {} over {} connections ({} pieces of {})", human_bytes(static_cast<double>(*size - offset)),
+              request.connections, (*size - offset + request.piece_bytes - 1) / request.piece_bytes,
+              human_bytes(static_cast<double>(request.piece_bytes)));
+    const RangedTransfer transfer{request, fd.get(), partial, offset, *size, *hasher, progress, deadline};
+    RangedResult ranged;
+    try {
+      ranged = download_ranges(transfer);
+    } catch (const Error& e) {
+      if (e.code() != ExitCode::kInterrupted && std::string_view(e.what()).find("cannot write") != std::string_view::npos)
+        ::unlink(partial.c_str()); // a full disk: the partial only takes space the machine needs
+      throw;
+    }
+    result.fetched += ranged.fetched;
+    result.attempts += ranged.attempts;
+    offset = ranged.hashed_bytes;
+    if (ranged.outcome == RangedOutcome::kComplete) {
+      complete = true;
+      result.connections = request.connections;
+    } else {
+      log::warn("release: the server answered a range with the whole file (it ignores Range); one stream from "
+                "byte {}",
+                offset);
+      if (::lseek(fd.get(), static_cast<off_t>(offset), SEEK_SET) < 0)
+        fail("cannot seek in " + partial.string() + ": " + errno_text(errno));
+    }
+  }
 
   auto restart_from_zero = [&] {
     if (::ftruncate(fd.get(), 0) != 0 || ::lseek(fd.get(), 0, SEEK_SET) < 0)
@@ -215,16 +258,17 @@ DownloadResult download_verified(const net::HttpClient& http, const DownloadRequ
     hasher = std::make_unique<util::Sha256>();
   };
 
-  for (;;) {
+  while (!complete) {
     if (request.cancel && request.cancel->load()) throw Error(ExitCode::kInterrupted, "release download interrupted");
     const auto now = Clock::now();
     if (now >= deadline)
       fail(fmt::format("release download from {} did not finish within {} s{}", request.url,
                        std::chrono::duration_cast<std::chrono::seconds>(request.deadline).count(),
                        last_failure.empty() ? "" : " (last problem: " + last_failure + ")"));
-    if (result.attempts >= request.max_attempts)
-      fail(fmt::format("release download from {} failed after {} attempts: {}", request.url, result.attempts,
+    if (stream_attempts >= request.max_attempts)
+      fail(fmt::format("release download from {} failed after {} attempts: {}", request.url, stream_attempts,
                        last_failure));
+    ++stream_attempts;
     ++result.attempts;
 
     const std::uint64_t attempt_offset = offset;
@@ -242,6 +286,7 @@ DownloadResult download_verified(const net::HttpClient& http, const DownloadRequ
     req.low_speed_window = request.low_speed_window;
     req.ca_bundle = request.ca_bundle;
     req.resume_from = attempt_offset;
+    req.abort = request.cancel;
     req.on_status = [&](long s) {
       status = s;
       accepting = attempt_offset == 0 ? s == 200 : s == 206;
@@ -325,7 +370,7 @@ DownloadResult download_verified(const net::HttpClient& http, const DownloadRequ
     }
 
     ++failures;
-    const auto delay = backoff_delay(request, failures);
+    const auto delay = download_backoff(request, failures);
     log::warn("release: attempt {} failed ({}); {} kept, retrying in {:.1f} s", result.attempts, last_failure,
               human_bytes(static_cast<double>(offset)), static_cast<double>(delay.count()) / 1000.0);
     if (Clock::now() + delay >= deadline)

@@ -87,6 +87,10 @@ size_t on_header(char* data, size_t size, size_t count, void* user) {
 
 int on_progress(void* user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t, curl_off_t) {
   auto* t = static_cast<Transfer*>(user);
+  if (t->request->abort && t->request->abort->load()) {
+    t->aborted_by_caller = true;
+    return 1; // CURLE_ABORTED_BY_CALLBACK
+  }
   if (t->request->on_progress)
     t->request->on_progress(static_cast<std::uint64_t>(dlnow), static_cast<std::uint64_t>(dltotal));
   return 0;
@@ -142,15 +146,25 @@ std::string discover_ca_bundle() {
 
 void HttpClient::global_init() { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
-HttpResponse HttpClient::send(const HttpRequest& request) const {
+struct HttpSession::Handle {
+  CurlHandle curl{curl_easy_init()};
+};
+
+HttpSession::HttpSession() : handle_(std::make_unique<Handle>()) {}
+HttpSession::~HttpSession() = default;
+
+HttpResponse HttpClient::send(const HttpRequest& request) const { return HttpSession().send(request); }
+
+HttpResponse HttpSession::send(const HttpRequest& request) {
   HttpResponse response;
-  CurlHandle handle(curl_easy_init());
-  if (!handle) {
+  if (!handle_->curl) {
     response.error = TransportError::kOther;
     response.error_message = "libcurl could not create a handle";
     return response;
   }
-  CURL* h = handle.get();
+  CURL* h = handle_->curl.get();
+  // Options from the last request go; the live connection and TLS session stay.
+  curl_easy_reset(h);
   Transfer transfer{&request, &response, h};
   char error_buffer[CURL_ERROR_SIZE] = {0};
 
@@ -174,7 +188,7 @@ HttpResponse HttpClient::send(const HttpRequest& request) const {
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &transfer);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &transfer);
-  if (request.on_progress) {
+  if (request.on_progress || request.abort) {
     curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(h, CURLOPT_XFERINFODATA, &transfer);
@@ -188,8 +202,14 @@ HttpResponse HttpClient::send(const HttpRequest& request) const {
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
   }
-  if (request.resume_from > 0)
+  // Outlives curl_easy_perform: libcurl keeps the pointer, not a copy.
+  std::string range;
+  if (request.range_last) {
+    range = std::to_string(request.resume_from) + "-" + std::to_string(*request.range_last);
+    curl_easy_setopt(h, CURLOPT_RANGE, range.c_str());
+  } else if (request.resume_from > 0) {
     curl_easy_setopt(h, CURLOPT_RESUME_FROM_LARGE, static_cast<curl_off_t>(request.resume_from));
+  }
 
   if (request.method == "GET") {
     curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);

@@ -111,6 +111,7 @@ public:
     req.ca_bundle = ca_bundle_for(ctx);
     req.allow_insecure_http = c.allow_insecure_http;
     req.deadline = std::chrono::seconds(c.download_timeout_seconds);
+    req.connections = static_cast<int>(c.download_connections);
     req.progress_bar = true;
     req.cancel = &ctx.cancelled;
     kasm::download_verified(ctx.machine.http, req);

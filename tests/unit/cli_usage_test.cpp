@@ -65,7 +65,10 @@ TEST_CASE("key table: each key's kind fits its C++ type", "[cli][config]") {
     INFO(spec.name);
     switch (spec.type()) {
     case KeyType::kBool: CHECK(spec.kind == ValueKind::kBool); break;
-    case KeyType::kInteger: CHECK((spec.kind == ValueKind::kPort || spec.kind == ValueKind::kSeconds)); break;
+    case KeyType::kInteger:
+      CHECK((spec.kind == ValueKind::kPort || spec.kind == ValueKind::kSeconds ||
+             spec.kind == ValueKind::kConnections));
+      break;
     case KeyType::kList: CHECK(spec.kind == ValueKind::kList); break;
     case KeyType::kString:
     case KeyType::kSecret:

@@ -290,3 +290,121 @@ TEST_CASE("release download: connection refused is retried, then reported", "[re
   CHECK(message.find("after 2 attempts") != std::string::npos);
   CHECK(message.find("connection failed") != std::string::npos);
 }
+
+// Parallel ranged GETs (kasm/ranged_download.hpp): 256 KiB pieces of a 2 MiB release over
+// three connections, against the fake server's range faults.
+namespace {
+
+kasm::DownloadRequest ranged(const Fixture& f, const ReleaseServer& server) {
+  auto r = f.request(server);
+  r.connections = 3;
+  r.piece_bytes = 256 * 1024;
+  return r;
+}
+
+// "bytes=A-B" of every ranged GET, and whether each piece boundary was asked for.
+std::vector<std::string> bounded_ranges(const std::vector<std::string>& gets) {
+  std::vector<std::string> out;
+  for (const auto& g : gets) {
+    const auto r = range_of(g);
+    if (r.size() > 6 && r.back() != '-') out.push_back(r);
+  }
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("ranged download: pieces over several connections, hashed in order", "[release][ranged]") {
+  Fixture f;
+  ReleaseServer server(f.ca, f.source);
+  const auto req = ranged(f, server);
+  const auto r = kasm::download_verified(f.http, req);
+  CHECK(r.sha256 == f.sha);
+  CHECK(r.connections == 3);
+  CHECK(r.fetched == f.size());
+  CHECK(read_file(req.target) == read_file(f.source));
+  const auto pieces = (f.size() + req.piece_bytes - 1) / req.piece_bytes;
+  const auto ranges = bounded_ranges(server.gets());
+  CHECK(ranges.size() == pieces); // each piece asked for once: nothing fetched twice
+  CHECK(std::find(ranges.begin(), ranges.end(), "bytes=0-" + std::to_string(req.piece_bytes - 1)) != ranges.end());
+  CHECK(cache_holds_only(f.cache, {"release.tar.gz"})); // no .partial, no .frontier left
+}
+
+TEST_CASE("ranged download: a range dropped midway is resumed from its last byte", "[release][ranged]") {
+  Fixture f;
+  ReleaseServer server(f.ca, f.source, {"--fault", "range-drop", "--fault-times", "1"});
+  const auto req = ranged(f, server);
+  const auto r = kasm::download_verified(f.http, req);
+  CHECK(r.sha256 == f.sha);
+  CHECK(r.fetched == f.size()); // the dropped half is not fetched again
+  const auto gets = server.gets();
+  const auto dropped = std::find_if(gets.begin(), gets.end(),
+                                    [](const std::string& g) { return g.find("fault=range-drop") != std::string::npos; });
+  REQUIRE(dropped != gets.end());
+  // The retry asks for the second half of that same range: "bytes=A+half-B".
+  const auto range = range_of(*dropped).substr(6);
+  const auto first = std::stoull(range.substr(0, range.find('-')));
+  const auto last = std::stoull(range.substr(range.find('-') + 1));
+  const auto resumed = "bytes=" + std::to_string(first + (last - first + 1) / 2) + "-" + std::to_string(last);
+  const auto ranges = bounded_ranges(gets);
+  CHECK(std::find(ranges.begin(), ranges.end(), resumed) != ranges.end());
+  CHECK(cache_holds_only(f.cache, {"release.tar.gz"}));
+}
+
+TEST_CASE("ranged download: a range answered with the wrong length is refused and asked again", "[release][ranged]") {
+  Fixture f;
+  {
+    ReleaseServer server(f.ca, f.source, {"--fault", "range-long", "--fault-times", "2"});
+    const auto r = kasm::download_verified(f.http, ranged(f, server));
+    CHECK(r.sha256 == f.sha); // the bad replies were discarded, not written into the release
+  }
+  fs::remove(f.cache / "release.tar.gz");
+  // Always wrong: given up, naming the range and the reason; the file is not in place.
+  ReleaseServer server(f.ca, f.source, {"--fault", "range-long"});
+  auto req = ranged(f, server);
+  req.max_attempts = 3;
+  const auto message = f.error_of(req);
+  CHECK(message.find("range bytes ") != std::string::npos);
+  CHECK((message.find("more than the") != std::string::npos || message.find("Content-Range") != std::string::npos));
+  CHECK_FALSE(fs::exists(req.target));
+}
+
+TEST_CASE("ranged download: a server that ignores Range falls back to one stream", "[release][ranged]") {
+  Fixture f;
+  ReleaseServer server(f.ca, f.source, {"--fault", "ignore-range"});
+  const auto req = ranged(f, server);
+  const auto r = kasm::download_verified(f.http, req);
+  CHECK(r.sha256 == f.sha);
+  CHECK(r.connections == 1);
+  CHECK(read_file(req.target) == read_file(f.source));
+  CHECK(cache_holds_only(f.cache, {"release.tar.gz"}));
+}
+
+TEST_CASE("ranged download: a checksum mismatch removes the file and names both digests", "[release][ranged]") {
+  Fixture f;
+  ReleaseServer server(f.ca, f.source);
+  auto req = ranged(f, server);
+  req.expected_sha256 = std::string(64, 'b');
+  const auto message = f.error_of(req);
+  CHECK(message.find(std::string(64, 'b')) != std::string::npos);
+  CHECK(message.find(f.sha) != std::string::npos);
+  CHECK(bounded_ranges(server.gets()).size() > 1); // it was the ranged path
+  CHECK(cache_holds_only(f.cache, {}));
+}
+
+TEST_CASE("ranged download: a killed run's frontier record cuts the partial file back", "[release][ranged]") {
+  Fixture f;
+  const auto content = read_file(f.source);
+  ReleaseServer server(f.ca, f.source);
+  const auto req = ranged(f, server);
+  // What a killed ranged run leaves: the first 300000 bytes hashed and recorded, garbage
+  // (a piece further on, say) past them.
+  const auto partial = req.target.string() + ".partial";
+  std::ofstream(partial, std::ios::binary) << content.substr(0, 300000) << std::string(700000, 'x');
+  std::ofstream(partial + ".frontier") << "300000\n";
+  const auto r = kasm::download_verified(f.http, req);
+  CHECK(r.sha256 == f.sha);
+  CHECK(r.resumed_from == 300000);
+  CHECK(read_file(req.target) == content);
+  CHECK(cache_holds_only(f.cache, {"release.tar.gz"}));
+}

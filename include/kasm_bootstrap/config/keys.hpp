@@ -34,6 +34,7 @@ enum class ValueKind {
   kPathOrEmpty, // absolute path, or empty for none
   kPort,        // 1..65535
   kSeconds,     // 1..604800
+  kConnections, // 1..kMaxConnections
   kPem,         // PEM text
   kBool,
   kList,
@@ -43,6 +44,7 @@ enum class ValueKind {
 enum RequiredFor : unsigned { kNotRequired = 0, kRequiredForRun = 1u, kRequiredForPrebake = 2u, kRequiredForHealth = 4u };
 
 inline constexpr std::int64_t kMaxSeconds = std::int64_t{7} * 24 * 3600;
+inline constexpr std::int64_t kMaxConnections = 16;
 
 struct KeySpec {
   std::string_view name; // snake_case

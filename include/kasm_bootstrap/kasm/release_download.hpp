@@ -32,7 +32,17 @@ struct DownloadRequest {
   std::chrono::milliseconds progress_interval{5000};
   bool progress_bar = false; // redraw a bar on stderr (only when it is a terminal)
   const std::atomic<bool>* cancel = nullptr;
+  // More than 1: parallel ranged GETs over this many connections when the server says it
+  // serves byte ranges (HEAD: Accept-Ranges: bytes and a length of at least two pieces);
+  // else, or when it then ignores Range, one stream (kasm/ranged_download.hpp).
+  int connections = 1;
+  std::uint64_t piece_bytes = std::uint64_t{4} << 20; // one ranged GET; at most connections + 1 held in memory
 };
+
+// The pause before retry number `failures` (1, 2, ...): exponential from
+// initial_backoff up to max_backoff, with jitter, so a fleet booted together does not
+// retry in step. Both download paths use it.
+std::chrono::milliseconds download_backoff(const DownloadRequest& request, int failures);
 
 struct DownloadResult {
   std::filesystem::path path;
@@ -42,6 +52,7 @@ struct DownloadResult {
   std::uint64_t fetched = 0;      // bytes that came over the network in this call
   std::uint64_t resumed_from = 0; // bytes of an earlier partial file that were kept
   int attempts = 0;
+  int connections = 1; // how many the download used: 1 when the server would not serve ranges
 };
 
 // Throws kb::Error(kRelease) with the URL and the reason; kInterrupted on cancel.

@@ -3,10 +3,12 @@
 // Engine API (over a unix socket) and the manager health check all go through send().
 // A transport failure is returned, not thrown, so callers can retry or explain it.
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -28,6 +30,9 @@ struct HttpRequest {
   std::string ca_bundle;   // host path; empty = first of the well-known bundles
   bool verify_tls = true;
   std::uint64_t resume_from = 0; // send "Range: bytes=N-"
+  // With resume_from: ask for bytes resume_from..range_last (inclusive, as RFC 9110's
+  // byte ranges are): "Range: bytes=N-M".
+  std::optional<std::uint64_t> range_last;
   // Streaming: called with each body chunk instead of buffering; return false to abort.
   std::function<bool(std::string_view chunk)> on_body;
   // Streaming: called once with the final status code (after redirects) before the first
@@ -38,6 +43,9 @@ struct HttpRequest {
   // 100 ms while bytes flow: (received now, expected total or 0).
   std::function<void(std::uint64_t received, std::uint64_t total)> on_progress;
   std::size_t max_buffered_body = 1u << 20; // larger bodies fail instead of eating memory
+  // Checked about every 100 ms even while no byte arrives: true ends the transfer
+  // (kAborted), so a stalled connection cannot hold up a cancelled or failed download.
+  const std::atomic<bool>* abort = nullptr;
 };
 
 enum class TransportError {
@@ -71,12 +79,27 @@ const std::vector<std::string>& ca_bundle_candidates();
 // Under a --root, steps choose among the candidates through RootFs instead.
 std::string discover_ca_bundle();
 
+// Requests that reuse one connection (HTTP keep-alive, and the TLS session): the ranged
+// download sends many requests per connection. Not thread-safe: one per thread.
+class HttpSession {
+public:
+  HttpSession();
+  ~HttpSession();
+  HttpSession(const HttpSession&) = delete;
+  HttpSession& operator=(const HttpSession&) = delete;
+  HttpResponse send(const HttpRequest& request);
+
+private:
+  struct Handle;
+  std::unique_ptr<Handle> handle_;
+};
+
 class HttpClient {
 public:
   // Call once from main() before threads start (libcurl's global init is not thread-safe).
   static void global_init();
 
-  // Thread-safe: every call uses its own handle.
+  // Thread-safe: every call uses its own handle (a session of one request).
   HttpResponse send(const HttpRequest& request) const;
 };
 
