@@ -451,6 +451,14 @@ ExitCode command_health(const CommonOptions& o, std::istream& in, Output& output
   // One pass, no waiting: `health` answers "is it healthy now?" (run's verify-health waits).
   const auto report = kasm::run_health_checks(loaded.config, machine);
   const auto code = report.healthy() ? ExitCode::kOk : ExitCode::kHealth;
+  // The health timer keeps the node_exporter textfile current between runs.
+  if (!loaded.config.metrics_file.empty()) {
+    try {
+      report::refresh_health_metrics(machine.fs, loaded.config.metrics_file, report);
+    } catch (const std::exception& e) {
+      log::warn("cannot write the metrics file {}: {}", loaded.config.metrics_file, e.what());
+    }
+  }
   if (output.json()) {
     auto doc = kasm::to_json(report);
     doc["command"] = "health";

@@ -74,8 +74,47 @@ std::string render_metrics(const plan::RunReport* run, const kasm::HealthReport*
     for (const auto& c : health->checks)
       w.sample("kasm_bootstrap_health_check_latency_seconds", fmt::format("check=\"{}\"", label(c.name)),
                c.latency_ms / 1000);
+    w.family("kasm_bootstrap_health_timestamp_seconds", "when the health checks ran (unix time)");
+    w.sample("kasm_bootstrap_health_timestamp_seconds", "", now_s);
   }
   return w.text;
+}
+
+namespace {
+
+// The metric a textfile line is about: "# HELP name ...", "# TYPE name ...", "name{...} v".
+std::string_view metric_of(std::string_view line) {
+  if (line.rfind("# HELP ", 0) == 0 || line.rfind("# TYPE ", 0) == 0) line.remove_prefix(7);
+  return line.substr(0, line.find_first_of("{ "));
+}
+
+bool is_run_metric(std::string_view name) {
+  return name.rfind("kasm_bootstrap_run_", 0) == 0 || name.rfind("kasm_bootstrap_step_", 0) == 0;
+}
+
+} // namespace
+
+std::string refresh_health_metrics(const sys::RootFs& fs, const std::filesystem::path& file,
+                                   const kasm::HealthReport& health, std::chrono::system_clock::time_point now) {
+  std::string text = render_metrics(nullptr, &health, now);
+  std::optional<std::string> previous;
+  try {
+    previous = fs.read_file(file, 1u << 20);
+  } catch (const std::exception&) {
+    previous.reset(); // unreadable or too large: the health part alone is still true
+  }
+  if (previous) {
+    std::size_t from = 0;
+    while (from < previous->size()) {
+      auto to = previous->find('\n', from);
+      if (to == std::string::npos) to = previous->size();
+      const std::string_view line(previous->data() + from, to - from);
+      if (is_run_metric(metric_of(line))) text.append(line).append("\n");
+      from = to + 1;
+    }
+  }
+  write_metrics_file(fs, file, text);
+  return text;
 }
 
 std::optional<kasm::HealthReport> health_from_outputs(const plan::RunReport& run) {

@@ -25,6 +25,13 @@ std::optional<kasm::HealthReport> health_from_outputs(const plan::RunReport& run
 // Atomically writes `text` at the machine path `file` (mode 0644), creating its directory.
 void write_metrics_file(const sys::RootFs& fs, const std::filesystem::path& file, const std::string& text);
 
+// `health` between runs: the health families (and the build info) rewritten from
+// `health`, what the last run wrote about itself (kasm_bootstrap_run_*, _step_*) kept, so
+// the timer's checks refresh the file without erasing the run. Returns what was written.
+std::string refresh_health_metrics(const sys::RootFs& fs, const std::filesystem::path& file,
+                                   const kasm::HealthReport& health,
+                                   std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
+
 class MetricsFileObserver final : public plan::Observer {
 public:
   MetricsFileObserver(const sys::RootFs& fs, std::filesystem::path file) : fs_(fs), file_(std::move(file)) {}
