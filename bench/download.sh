@@ -5,7 +5,13 @@
 # serving the same file. Prints numbers only; nothing here asserts a time.
 #
 #   bench/download.sh [KB_DOWNLOAD_BENCH]
-#   env: DOWNLOAD_BENCH_SIZE (1G), DOWNLOAD_BENCH_ROUNDS (2), DOWNLOAD_BENCH_DIR (/var/tmp)
+#   env: DOWNLOAD_BENCH_SIZE (1G), DOWNLOAD_BENCH_ROUNDS (2), DOWNLOAD_BENCH_DIR (/var/tmp),
+#        DOWNLOAD_BENCH_CONNECTIONS (4: the parallel ranged rows), DOWNLOAD_BENCH_RATE (52428800:
+#        the per-connection cap of the S3-like server, bytes/s)
+#
+# Two servers: one unlimited (single stream against wget), one capped per connection as
+# S3 caps one connection (the parallel ranged download against wget). The ratios to wget
+# are printed at the end.
 #
 # Needs openssl, wget, python3 and /usr/bin/time (package `time`).
 set -euo pipefail
@@ -44,13 +50,26 @@ head -c "$size" /dev/urandom > served.bin
 expected=$(sha256sum served.bin | cut -d' ' -f1)
 bytes=$(stat -c %s served.bin)
 
-python3 -u "$here/tests/fakes/release_server.py" --port 0 --file served.bin --cert server.crt --key server.key \
-  > server.out 2> server.log &
-server_pid=$!
-for _ in $(seq 100); do grep -q READY server.out 2>/dev/null && break; sleep 0.1; done
-port=$(awk '/READY/ {print $2}' server.out)
-[[ -n "$port" ]] || { echo "download bench: server did not start" >&2; cat server.log >&2; exit 1; }
+connections=${DOWNLOAD_BENCH_CONNECTIONS:-4}
+rate=${DOWNLOAD_BENCH_RATE:-52428800}
+capped_pid=""
+start_server() { # name, extra args...: sets $port
+  local name=$1
+  shift
+  python3 -u "$here/tests/fakes/release_server.py" --port 0 --file served.bin --cert server.crt --key server.key \
+    "$@" > "$name.out" 2> "$name.log" &
+  echo $! > "$name.pid"
+  for _ in $(seq 100); do grep -q READY "$name.out" 2>/dev/null && break; sleep 0.1; done
+  port=$(awk '/READY/ {print $2}' "$name.out")
+  [[ -n "$port" ]] || { echo "download bench: server did not start" >&2; cat "$name.log" >&2; exit 1; }
+}
+start_server server
+server_pid=$(cat server.pid)
 url="https://127.0.0.1:$port/served.bin"
+start_server capped --rate-per-connection "$rate"
+capped_pid=$(cat capped.pid)
+capped_url="https://127.0.0.1:$port/served.bin"
+trap 'kill "$capped_pid" 2>/dev/null || true; cleanup' EXIT INT TERM
 
 # "seconds rss_kb" of a command, from GNU time.
 measure() {
@@ -72,4 +91,20 @@ for round in $(seq "$rounds"); do
   printf '%-34s %8s %9s %12s\n' "round $round: wget" "$ws" "$(mib_s "$ws")" "$wr"
   printf '%-34s %8s %9s %12s\n' "round $round: wget + sha256sum" "$total" "$(mib_s "$total")" "max($wr,$hr)"
   printf '%-34s %8s %9s %12s\n' "round $round: kasm-bootstrap (hash+fsync)" "$ks" "$(mib_s "$ks")" "$kr"
+  read -r ps pr < <(measure "$bin" "$url" "$expected" "$work/kb.bin" "$work/ca.crt" "$connections")
+  rm -f kb.bin
+  printf '%-34s %8s %9s %12s\n' "round $round: kasm-bootstrap x$connections ranged" "$ps" "$(mib_s "$ps")" "$pr"
+  # The S3-like server: every connection capped at $rate bytes/s.
+  read -r cws cwr < <(measure wget -q --ca-certificate=ca.crt -O wget.bin "$capped_url")
+  rm -f wget.bin
+  read -r c1s c1r < <(measure "$bin" "$capped_url" "$expected" "$work/kb.bin" "$work/ca.crt" 1)
+  rm -f kb.bin
+  read -r cps cpr < <(measure "$bin" "$capped_url" "$expected" "$work/kb.bin" "$work/ca.crt" "$connections")
+  rm -f kb.bin
+  printf '%-34s %8s %9s %12s\n' "round $round: capped: wget" "$cws" "$(mib_s "$cws")" "$cwr"
+  printf '%-34s %8s %9s %12s\n' "round $round: capped: kasm-bootstrap x1" "$c1s" "$(mib_s "$c1s")" "$c1r"
+  printf '%-34s %8s %9s %12s\n' "round $round: capped: kasm-bootstrap x$connections" "$cps" "$(mib_s "$cps")" "$cpr"
+  awk -v w="$ws" -v k="$ks" -v cw="$cws" -v c1="$c1s" -v cp="$cps" -v n="$connections" 'BEGIN {
+    printf "round ratios (throughput vs wget): single stream %.2fx; capped: x1 %.2fx, x%d ranged %.2fx\n",
+      w / k, cw / c1, n, cw / cp }'
 done

@@ -104,11 +104,16 @@ public:
         if (stop_) break;
         while (frontier_ < pieces_.size() && pieces_[frontier_].complete) {
           std::string data = std::move(pieces_[frontier_].data);
-          pieces_[frontier_].data = std::string(); // give the memory back now
+          const auto& done = pieces_[frontier_];
           lock.unlock();
           t_.hasher.update(data);
           hashed += data.size();
+          // Start writing the piece back now, so the final fsync has little left to do.
+          ::sync_file_range(t_.fd, static_cast<off_t>(done.first), static_cast<off_t>(done.length),
+                            SYNC_FILE_RANGE_WRITE);
+          data.clear();
           lock.lock();
+          pool_.push_back(std::move(data));
           ++frontier_;
           changed_.notify_all(); // the window moved: a connection may start the next piece
         }
@@ -166,6 +171,13 @@ private:
         changed_.wait(lock, [&] { return stop_ || next_ >= pieces_.size() || next_ < frontier_ + connections_ + 1; });
         if (stop_ || next_ >= pieces_.size()) return;
         piece = &pieces_[next_++];
+        // A buffer from the pool: allocated once per slot of the window, so memory stays
+        // flat (fresh multi-MiB allocations in each thread would pile up in malloc arenas).
+        if (!pool_.empty()) {
+          piece->data = std::move(pool_.back());
+          pool_.pop_back();
+        }
+        piece->data.reserve(piece->length);
       }
       try {
         const bool served = fetch(*piece, session);
@@ -290,6 +302,7 @@ private:
 
   std::mutex mutex_;
   std::condition_variable changed_;
+  std::vector<std::string> pool_; // emptied buffers, capacity kept
   std::size_t next_ = 0;     // the next piece a connection takes
   std::size_t frontier_ = 0; // the first piece not yet hashed
   bool stop_ = false;
