@@ -87,8 +87,10 @@ std::string type_words(const KeySpec& spec) {
 std::string markdown_cell(std::string text) {
   std::string out;
   for (char c : text) {
-    if (c == '|') out += "\\|";
-    else out += c;
+    if (c == '|')
+      out += "\\|";
+    else
+      out += c;
   }
   return out;
 }
@@ -113,8 +115,8 @@ void markdown(const Cli& cli) {
     const std::string flag = spec.secret() ? "(no flag: secret)" : "`" + spec.flag() + "`";
     std::cout << "| `" << spec.name << "` | " << type_words(spec) << " | "
               << (value.empty() ? std::string("none") : "`" + markdown_cell(value) + "`") << " | "
-              << (spec.required_for ? required_for(spec) : std::string()) << " | " << flag << "<br>`"
-              << spec.env_var() << "` | " << markdown_cell(std::string(spec.help)) << " |\n";
+              << (spec.required_for ? required_for(spec) : std::string()) << " | " << flag << "<br>`" << spec.env_var()
+              << "` | " << markdown_cell(std::string(spec.help)) << " |\n";
   }
   std::cout << "\nSecrets may also come from `--manager-token-file FILE` and `--nginx-key-file FILE` ('-' = stdin).\n";
   std::cout << "\n## Commands\n\n| command | what | its own options |\n|---|---|---|\n";
@@ -124,13 +126,13 @@ void markdown(const Cli& cli) {
       const auto& names = opt->get_lnames();
       if (names.empty()) continue;
       const std::string name = "--" + names.front();
-      if (name == "--config" || name == "--root" || name == "--output" || name == "--verbose" ||
-          name == "--quiet" || name == "--color")
+      if (name == "--config" || name == "--root" || name == "--output" || name == "--verbose" || name == "--quiet" ||
+          name == "--color")
         continue; // common to every command: below
       options += (options.empty() ? "" : ", ") + ("`" + name + "`");
     }
-    std::cout << "| `" << command->get_name() << "` | " << markdown_cell(command->get_description()) << " | "
-              << options << " |\n";
+    std::cout << "| `" << command->get_name() << "` | " << markdown_cell(command->get_description()) << " | " << options
+              << " |\n";
   }
   std::cout << "\nEvery command also takes `--config`, `--root`, `--output text|json`, `--verbose`, `--quiet`, "
                "`--color auto|always|never` and the key flags above.\n";
@@ -201,9 +203,12 @@ void schema() {
 std::string roff(const std::string& text) {
   std::string out;
   for (char c : text) {
-    if (c == '\\') out += "\\e";
-    else if (c == '-') out += "\\-";
-    else out += c;
+    if (c == '\\')
+      out += "\\e";
+    else if (c == '-')
+      out += "\\-";
+    else
+      out += c;
   }
   if (!out.empty() && (out.front() == '.' || out.front() == '\'')) out.insert(0, "\\&");
   return out;
@@ -251,11 +256,13 @@ void man(const Cli& cli) {
     if (n != "config" && n != "root" && n != "output" && n != "verbose" && n != "quiet" && n != "color") continue;
     std::cout << ".TP\n" << option_synopsis(*opt) << "\n" << roff(opt->get_description()) << "\n";
   }
-  std::cout << ".SH CONFIGURATION KEYS\n"
-            << "Each key is set in the \\fB\\-\\-config\\fR file (JSON object, or a directory with one file per\n"
-               "key), as \\fBKASM_BOOTSTRAP_\\fR\\fIKEY\\fR in the environment, or as the flag shown. Later layers win:\n"
-               "built\\-in defaults, /etc/kasm\\-bootstrap/config.json, /run/kasm\\-bootstrap/config.d, \\fB\\-\\-config\\fR,\n"
-               "the environment, flags. Secrets are never accepted as flags.\n";
+  std::cout
+      << ".SH CONFIGURATION KEYS\n"
+      << "Each key is set in the \\fB\\-\\-config\\fR file (JSON object, or a directory with one file per\n"
+         "key), as \\fBKASM_BOOTSTRAP_\\fR\\fIKEY\\fR in the environment, or as the flag shown. Later layers win:\n"
+         "built\\-in defaults, /etc/kasm\\-bootstrap/config.json, /run/kasm\\-bootstrap/config.d, "
+         "\\fB\\-\\-config\\fR,\n"
+         "the environment, flags. Secrets are never accepted as flags.\n";
   for (const auto& spec : kb::config::keys()) {
     const auto value = spec.default_text();
     std::cout << ".TP\n\\fB" << roff(std::string(spec.name)) << "\\fR (" << roff(type_words(spec)) << "; "
@@ -269,16 +276,17 @@ void man(const Cli& cli) {
                "\\fB\\-\\-config\\fR file.\n";
   std::cout << ".SH EXIT STATUS\n";
   for (int code = 0; code <= static_cast<int>(kb::ExitCode::kBusy); ++code)
-    std::cout << ".TP\n.B " << code << "\n" << roff(std::string(kb::exit_code_name(static_cast<kb::ExitCode>(code))))
-              << "\n";
-  std::cout << ".PP\n\\fBstatus\\fR exits as \\fBcloud\\-init status\\fR does: 0 done, 1 error, 2 degraded, 16 running,\n"
-               "17 not started.\n"
-            << ".SH FILES\n.TP\n/etc/kasm\\-bootstrap/config.json\nimage defaults, written by the image build\n"
-            << ".TP\n/run/kasm\\-bootstrap/config.d\nthe startup script's values, one file per key\n"
-            << ".TP\n/var/lib/kasm\\-bootstrap\nstate.json, status.json and kasm\\-bootstrap.log\n"
-            << ".TP\n/etc/kasm\\-bootstrap/bake.json\nthe pre\\-baked release of the image (fast path)\n"
-            << ".SH SEE ALSO\n.BR systemctl (1),\n.BR journalctl (1),\n.BR cloud\\-init (1)\n"
-            << ".PP\n/usr/share/doc/kasm\\-bootstrap/configuration.md\n";
+    std::cout << ".TP\n.B " << code << "\n"
+              << roff(std::string(kb::exit_code_name(static_cast<kb::ExitCode>(code)))) << "\n";
+  std::cout
+      << ".PP\n\\fBstatus\\fR exits as \\fBcloud\\-init status\\fR does: 0 done, 1 error, 2 degraded, 16 running,\n"
+         "17 not started.\n"
+      << ".SH FILES\n.TP\n/etc/kasm\\-bootstrap/config.json\nimage defaults, written by the image build\n"
+      << ".TP\n/run/kasm\\-bootstrap/config.d\nthe startup script's values, one file per key\n"
+      << ".TP\n/var/lib/kasm\\-bootstrap\nstate.json, status.json and kasm\\-bootstrap.log\n"
+      << ".TP\n/etc/kasm\\-bootstrap/bake.json\nthe pre\\-baked release of the image (fast path)\n"
+      << ".SH SEE ALSO\n.BR systemctl (1),\n.BR journalctl (1),\n.BR cloud\\-init (1)\n"
+      << ".PP\n/usr/share/doc/kasm\\-bootstrap/configuration.md\n";
 }
 
 // Bash completion: commands, then the chosen command's options, and values where they
@@ -347,10 +355,14 @@ void bash_completion(const Cli& cli) {
 int main(int argc, char** argv) {
   const std::string format = argc == 2 ? argv[1] : "";
   const Cli cli;
-  if (format == "markdown") markdown(cli);
-  else if (format == "schema") schema();
-  else if (format == "man") man(cli);
-  else if (format == "bash-completion") bash_completion(cli);
+  if (format == "markdown")
+    markdown(cli);
+  else if (format == "schema")
+    schema();
+  else if (format == "man")
+    man(cli);
+  else if (format == "bash-completion")
+    bash_completion(cli);
   else {
     std::cerr << "usage: kb_reference markdown|schema|man|bash-completion\n";
     return 2;

@@ -50,8 +50,10 @@ constexpr SecretFlag kSecretFlags[] = {{"manager_token", "--manager-token-file"}
 std::string option_help(const config::KeySpec& spec) {
   std::string help(spec.help);
   const auto value = spec.default_text();
-  if (!value.empty()) help += " (default: " + value + ")";
-  else if (spec.type() != config::KeyType::kList) help += " (default: none)";
+  if (!value.empty())
+    help += " (default: " + value + ")";
+  else if (spec.type() != config::KeyType::kList)
+    help += " (default: none)";
   return help;
 }
 
@@ -150,7 +152,8 @@ void build_cli(CLI::App& app, CommonOptions& opts) {
   auto* prebake = app.add_subcommand(
       "prebake", "image build: install the release with install.sh -D and placeholders, for the fast path at boot");
   auto* collect = app.add_subcommand(
-      "collect-logs", "one tarball for a support case: status, state, logs, cloud-init's logs, the journal; secrets masked");
+      "collect-logs",
+      "one tarball for a support case: status, state, logs, cloud-init's logs, the journal; secrets masked");
   for (auto* sub : {run, plan, detect, swap, health, protect, status, prebake, collect})
     add_common_options(*sub, opts);
   status->add_flag("--wait,-w", opts.wait,
@@ -166,12 +169,13 @@ void build_cli(CLI::App& app, CommonOptions& opts) {
   run->add_flag("--force", opts.force, "re-apply every step, even those an earlier run completed");
   swap->add_flag("--dry-run,-n", opts.dry_run, "state the decision and the numbers behind it; change nothing");
   swap->add_option("--size", opts.swap_size_alias, "auto, off, 0 or a size (same as --swap-size)")->type_name("SIZE");
-  collect->add_option("--archive,-a", opts.archive_path,
-                      "write the tarball here (default: kasm-bootstrap-logs-<host>-<UTC time>.tar.gz in the current directory)")
+  collect
+      ->add_option(
+          "--archive,-a", opts.archive_path,
+          "write the tarball here (default: kasm-bootstrap-logs-<host>-<UTC time>.tar.gz in the current directory)")
       ->type_name("FILE");
   detect->add_option("--sources", opts.sources_alias, "comma-separated chain (same as --address-sources)")
       ->type_name("LIST");
-
 }
 
 namespace {
@@ -255,7 +259,9 @@ int main(int argc, char** argv, std::istream& in, std::ostream& out) {
   CLI::App* chosen = app.get_subcommands().front();
   const std::string name = chosen->get_name();
   Output output(opts.output == "json" ? Format::kJson : Format::kText, out);
-  log::init(opts.quiet ? log::Verbosity::kQuiet : opts.verbose ? log::Verbosity::kVerbose : log::Verbosity::kNormal,
+  log::init(opts.quiet     ? log::Verbosity::kQuiet
+            : opts.verbose ? log::Verbosity::kVerbose
+                           : log::Verbosity::kNormal,
             color_mode(opts.color));
 
   try {

@@ -49,9 +49,9 @@ namespace fs = std::filesystem;
 constexpr std::size_t kMaxMemberBytes = std::size_t{8} << 20;
 
 struct Member {
-  std::string name;   // inside the archive, under the top directory
-  std::string source; // what it was made from, for the manifest
-  std::string text;   // scrubbed
+  std::string name;    // inside the archive, under the top directory
+  std::string source;  // what it was made from, for the manifest
+  std::string text;    // scrubbed
   std::string skipped; // why it is not in the archive; empty = included
   bool truncated = false;
 };
@@ -120,13 +120,18 @@ Member journal_member(const sys::RootFs& fs) {
     return m;
   }
   sys::Command cmd;
-  cmd.argv = {"journalctl", "--no-pager", "-o", "short-iso", "-u", "kasm-bootstrap.service",
-              "-u", "kasm-bootstrap-health.service", "-u", "kasm-bootstrap-metadata-firewall.service"};
+  cmd.argv = {"journalctl", "--no-pager",
+              "-o",         "short-iso",
+              "-u",         "kasm-bootstrap.service",
+              "-u",         "kasm-bootstrap-health.service",
+              "-u",         "kasm-bootstrap-metadata-firewall.service"};
   cmd.timeout = std::chrono::seconds(30);
   std::string text;
   cmd.on_output_line = [&](std::string_view line) {
-    if (text.size() < kMaxMemberBytes) text.append(line).append("\n");
-    else m.truncated = true;
+    if (text.size() < kMaxMemberBytes)
+      text.append(line).append("\n");
+    else
+      m.truncated = true;
   };
   try {
     sys::ProcessRunner runner;
@@ -244,21 +249,21 @@ ExitCode command_collect_logs(const CommonOptions& options, std::istream& in, Ou
   // The destination: never replaced, never written through a symlink.
   struct stat st {};
   if (::lstat(archive.c_str(), &st) == 0)
-    throw Error(ExitCode::kState, "--archive " + util::quote_for_message(archive.string(), 200) +
-                                      " already exists; name a new file");
+    throw Error(ExitCode::kState,
+                "--archive " + util::quote_for_message(archive.string(), 200) + " already exists; name a new file");
   const fs::path dir = archive.has_parent_path() ? archive.parent_path() : fs::path(".");
   const fs::path temp = dir / ("." + archive.filename().string() + ".tmp");
   sys::UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (!fd)
-    throw Error(ExitCode::kState, "cannot write in " + util::quote_for_message(dir.string(), 200) + ": " +
-                                      util::errno_text(errno));
+    throw Error(ExitCode::kState,
+                "cannot write in " + util::quote_for_message(dir.string(), 200) + ": " + util::errno_text(errno));
   try {
     write_archive(fd.get(), top, members, now);
     if (::fsync(fd.get()) != 0) throw Error(ExitCode::kState, "cannot fsync the archive: " + util::errno_text(errno));
     // link() fails when the name exists: a file that appeared meanwhile is not replaced.
     if (::link(temp.c_str(), archive.c_str()) != 0)
-      throw Error(ExitCode::kState, "cannot create " + util::quote_for_message(archive.string(), 200) + ": " +
-                                        util::errno_text(errno));
+      throw Error(ExitCode::kState,
+                  "cannot create " + util::quote_for_message(archive.string(), 200) + ": " + util::errno_text(errno));
   } catch (...) {
     ::unlink(temp.c_str());
     throw;

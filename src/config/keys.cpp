@@ -52,7 +52,8 @@ const std::array kKeys = {
             .help = "detection chain: auto, aws-imds, aws-imds-public, gcp, azure, oci, digitalocean, route, "
                     "interface:NAME, first-global",
             .kind = kList},
-    KeySpec{.name = "imds_endpoint", .field = &Config::imds_endpoint, .help = "metadata service base URL", .kind = kUrl},
+    KeySpec{
+        .name = "imds_endpoint", .field = &Config::imds_endpoint, .help = "metadata service base URL", .kind = kUrl},
     KeySpec{.name = "address_timeout_seconds",
             .field = &Config::address_timeout_seconds,
             .help = "time budget for address detection",
@@ -82,7 +83,8 @@ const std::array kKeys = {
             .field = &Config::allow_insecure_http,
             .help = "allow a plain http release URL",
             .kind = kBool},
-    KeySpec{.name = "cache_dir", .field = &Config::cache_dir, .help = "where verified releases are kept", .kind = kPath},
+    KeySpec{
+        .name = "cache_dir", .field = &Config::cache_dir, .help = "where verified releases are kept", .kind = kPath},
     KeySpec{.name = "ca_bundle",
             .field = &Config::ca_bundle,
             .help = "CA bundle for HTTPS; empty = first well-known bundle",
@@ -139,7 +141,8 @@ const std::array kKeys = {
             .field = &Config::generate_self_signed,
             .help = "make this instance its own certificate",
             .kind = kBool},
-    KeySpec{.name = "docker_socket", .field = &Config::docker_socket, .help = "Docker Engine API socket", .kind = kPath},
+    KeySpec{
+        .name = "docker_socket", .field = &Config::docker_socket, .help = "Docker Engine API socket", .kind = kPath},
     KeySpec{.name = "docker_start_timeout_seconds",
             .field = &Config::docker_start_timeout_seconds,
             .help = "pre-baked fast path: how long to wait for docker.service to answer",
@@ -215,9 +218,12 @@ std::string KeySpec::default_text() const {
       [](auto member) -> std::string {
         const auto& value = defaults.*member;
         using T = std::decay_t<decltype(value)>;
-        if constexpr (std::is_same_v<T, std::string>) return value;
-        else if constexpr (std::is_same_v<T, bool>) return value ? "true" : "false";
-        else if constexpr (std::is_same_v<T, std::int64_t>) return std::to_string(value);
+        if constexpr (std::is_same_v<T, std::string>)
+          return value;
+        else if constexpr (std::is_same_v<T, bool>)
+          return value ? "true" : "false";
+        else if constexpr (std::is_same_v<T, std::int64_t>)
+          return std::to_string(value);
         else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
           std::string joined;
           for (const auto& item : value)

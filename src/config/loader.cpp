@@ -128,8 +128,9 @@ void merge_json_text(const std::string& text, const std::string& origin, RawConf
     return;
   }
   for (const auto& name : repeated)
-    problems.push_back({name, origin, "appears more than once in this object; keep one (JSON parsers differ on "
-                                      "which one wins, and this one would silently take the last)"});
+    problems.push_back({name, origin,
+                        "appears more than once in this object; keep one (JSON parsers differ on "
+                        "which one wins, and this one would silently take the last)"});
   for (auto& [key, value] : doc.items()) {
     if (!find_key(key)) {
       unknown_key(problems, key, origin);

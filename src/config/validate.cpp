@@ -130,8 +130,10 @@ void validate(LoadedConfig& loaded, Purpose purpose) {
         [&](auto member) {
           const auto& value = c.*member;
           using T = std::decay_t<decltype(value)>;
-          if constexpr (std::is_same_v<T, bool> || std::is_same_v<T, std::int64_t>) return true;
-          else return !value.empty();
+          if constexpr (std::is_same_v<T, bool> || std::is_same_v<T, std::int64_t>)
+            return true;
+          else
+            return !value.empty();
         },
         spec.field);
     check.require(spec.name, present, spec.noun);
@@ -214,8 +216,8 @@ void validate(LoadedConfig& loaded, Purpose purpose) {
     } else if (spec.kind == ValueKind::kConnections) {
       const auto value = c.*std::get<std::int64_t Config::*>(spec.field);
       if (value <= 0 || value > kMaxConnections)
-        check.problem(spec.name, "must be between 1 and " + std::to_string(kMaxConnections) + ", got " +
-                                     std::to_string(value));
+        check.problem(spec.name,
+                      "must be between 1 and " + std::to_string(kMaxConnections) + ", got " + std::to_string(value));
     } else if (spec.kind == ValueKind::kSeconds) {
       const auto value = c.*std::get<std::int64_t Config::*>(spec.field);
       if (value <= 0 || value > kMaxSeconds)

@@ -263,10 +263,10 @@ private:
         // A reply that is not the range asked for cannot be trusted in any part.
         piece.received = kept;
         piece.data.resize(kept);
-        last_failure = too_long ? fmt::format("the server sent more than the {} bytes of range {}",
-                                              last - from + 1, range_text)
-                                : fmt::format("the server answered range {} with Content-Range '{}'", range_text,
-                                              response.header("content-range").value_or("(none)"));
+        last_failure =
+            too_long ? fmt::format("the server sent more than the {} bytes of range {}", last - from + 1, range_text)
+                     : fmt::format("the server answered range {} with Content-Range '{}'", range_text,
+                                   response.header("content-range").value_or("(none)"));
       } else if (response.ok() && piece.received == piece.length) {
         return true;
       } else if (response.ok()) {
@@ -277,8 +277,8 @@ private:
         if (final_status < 500 && final_status != 408 && final_status != 425 && final_status != 429)
           throw Error(ExitCode::kRelease, "release download failed: " + last_failure);
       } else if (response.error == net::TransportError::kTls) {
-        throw Error(ExitCode::kRelease, fmt::format("release download failed: TLS problem with {}: {}", r_.url,
-                                                    response.error_message));
+        throw Error(ExitCode::kRelease,
+                    fmt::format("release download failed: TLS problem with {}: {}", r_.url, response.error_message));
       } else {
         last_failure = fmt::format("range {}: {}", range_text, response.error_message);
       }
@@ -303,8 +303,8 @@ private:
   std::mutex mutex_;
   std::condition_variable changed_;
   std::vector<std::string> pool_; // emptied buffers, capacity kept
-  std::size_t next_ = 0;     // the next piece a connection takes
-  std::size_t frontier_ = 0; // the first piece not yet hashed
+  std::size_t next_ = 0;          // the next piece a connection takes
+  std::size_t frontier_ = 0;      // the first piece not yet hashed
   bool stop_ = false;
   bool ranges_ignored_ = false;
   std::optional<std::string> failure_;

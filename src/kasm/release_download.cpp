@@ -240,7 +240,8 @@ DownloadResult download_verified(const net::HttpClient& http, const DownloadRequ
     try {
       ranged = download_ranges(transfer);
     } catch (const Error& e) {
-      if (e.code() != ExitCode::kInterrupted && std::string_view(e.what()).find("cannot write") != std::string_view::npos)
+      if (e.code() != ExitCode::kInterrupted &&
+          std::string_view(e.what()).find("cannot write") != std::string_view::npos)
         ::unlink(partial.c_str()); // a full disk: the partial only takes space the machine needs
       throw;
     }

@@ -66,8 +66,8 @@ TEST_CASE("key table: each key's kind fits its C++ type", "[cli][config]") {
     switch (spec.type()) {
     case KeyType::kBool: CHECK(spec.kind == ValueKind::kBool); break;
     case KeyType::kInteger:
-      CHECK((spec.kind == ValueKind::kPort || spec.kind == ValueKind::kSeconds ||
-             spec.kind == ValueKind::kConnections));
+      CHECK(
+          (spec.kind == ValueKind::kPort || spec.kind == ValueKind::kSeconds || spec.kind == ValueKind::kConnections));
       break;
     case KeyType::kList: CHECK(spec.kind == ValueKind::kList); break;
     case KeyType::kString:

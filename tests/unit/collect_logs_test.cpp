@@ -67,8 +67,8 @@ TEST_CASE("collect-logs: one tarball of the instance's logs, every token masked"
   REQUIRE(::stat(archive.c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
   const auto [names, text] = read_archive(archive);
-  for (const auto* member : {"MANIFEST.txt", "status.json", "kasm-bootstrap.log", "cloud-init.log",
-                             "cloud-init-output.log"})
+  for (const auto* member :
+       {"MANIFEST.txt", "status.json", "kasm-bootstrap.log", "cloud-init.log", "cloud-init-output.log"})
     CHECK(has(names, std::string("/") + member + "\n"));
   CHECK(has(text, "I run with token ****"));
   CHECK_FALSE(has(text, kToken));

@@ -338,8 +338,8 @@ TEST_CASE("ranged download: a range dropped midway is resumed from its last byte
   CHECK(r.sha256 == f.sha);
   CHECK(r.fetched == f.size()); // the dropped half is not fetched again
   const auto gets = server.gets();
-  const auto dropped = std::find_if(gets.begin(), gets.end(),
-                                    [](const std::string& g) { return g.find("fault=range-drop") != std::string::npos; });
+  const auto dropped = std::find_if(
+      gets.begin(), gets.end(), [](const std::string& g) { return g.find("fault=range-drop") != std::string::npos; });
   REQUIRE(dropped != gets.end());
   // The retry asks for the second half of that same range: "bytes=A+half-B".
   const auto range = range_of(*dropped).substr(6);

@@ -22,9 +22,9 @@ struct CommonOptions {
   std::string color = "auto"; // --color: auto, always, never
   bool dry_run = false;
   bool force = false;
-  bool wait_lock = false; // run, prebake: wait for another run instead of exiting 15
-  bool wait = false;      // status: until the run is over
-  bool long_form = false; // status: every step, times and the error
+  bool wait_lock = false;   // run, prebake: wait for another run instead of exiting 15
+  bool wait = false;        // status: until the run is over
+  bool long_form = false;   // status: every step, times and the error
   std::string archive_path; // collect-logs: where the tarball goes (empty = the default)
   std::string swap_size_alias;
   std::string sources_alias;

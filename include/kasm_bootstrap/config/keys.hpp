@@ -41,7 +41,12 @@ enum class ValueKind {
 };
 
 // Which commands refuse to start without the key (validate.cpp).
-enum RequiredFor : unsigned { kNotRequired = 0, kRequiredForRun = 1u, kRequiredForPrebake = 2u, kRequiredForHealth = 4u };
+enum RequiredFor : unsigned {
+  kNotRequired = 0,
+  kRequiredForRun = 1u,
+  kRequiredForPrebake = 2u,
+  kRequiredForHealth = 4u
+};
 
 inline constexpr std::int64_t kMaxSeconds = std::int64_t{7} * 24 * 3600;
 inline constexpr std::int64_t kMaxConnections = 16;

@@ -32,11 +32,11 @@ std::optional<std::uint64_t> ranged_download_size(const DownloadRequest& request
 
 struct RangedTransfer {
   const DownloadRequest& request;
-  int fd;                                  // the partial file, open for writing
-  const std::filesystem::path& partial;    // its name, for messages and the frontier record
-  std::uint64_t offset;                    // [0, offset) is on disk and already in `hasher`
-  std::uint64_t size;                      // the whole release
-  util::Sha256& hasher;                    // fed in file order
+  int fd;                               // the partial file, open for writing
+  const std::filesystem::path& partial; // its name, for messages and the frontier record
+  std::uint64_t offset;                 // [0, offset) is on disk and already in `hasher`
+  std::uint64_t size;                   // the whole release
+  util::Sha256& hasher;                 // fed in file order
   DownloadProgress& progress;
   std::chrono::steady_clock::time_point deadline;
 };
