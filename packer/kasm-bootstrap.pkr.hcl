@@ -8,6 +8,21 @@ locals {
   timestamp = regex_replace(timestamp(), "[- TZ:]", "")
   deb_file  = var.deb_file != "" ? var.deb_file : "${path.root}/../build/static/kasm-bootstrap.deb"
 
+  # The version the .deb carries (cmake/Packaging.cmake: the project VERSION), read from
+  # this checkout's CMakeLists.txt unless given; provision.sh checks the installed package
+  # against it, so the tags cannot name another version. (packer 1.6.6 has no regex():
+  # regex_replace keeps the captured group of a whole-file match; no match, or no
+  # CMakeLists.txt, gives "unknown", which provision.sh then refuses.)
+  cmakelists             = try(file(abspath("${path.root}/../CMakeLists.txt")), "")
+  cmakelists_version     = regex_replace(local.cmakelists, "(?s)^.*\\nproject\\(kasm-bootstrap VERSION ([0-9][0-9A-Za-z.+~]*)[ )].*$", "$1")
+  kasm_bootstrap_version = var.kasm_bootstrap_version != "" ? var.kasm_bootstrap_version : (local.cmakelists_version != local.cmakelists ? local.cmakelists_version : "unknown")
+
+  # The Kasm version, for tags and the manifest only: given, or from the release's file
+  # name (kasm_release_1.16.1.tar.gz, kasm_release_1.16.1.abcdef.tar.gz), else "unknown".
+  release_file    = basename(var.release_url)
+  release_guess   = regex_replace(local.release_file, "^kasm_release_([0-9]+[.][0-9]+[.][0-9]+)[.].*$", "$1")
+  release_version = var.release_version != "" ? var.release_version : (local.release_guess != local.release_file ? local.release_guess : "unknown")
+
   # /etc/kasm-bootstrap/config.json: what every agent made from this image shares. What
   # Kasm renders into user-data (server id, token, manager, names, certificates) comes
   # on top of it at boot, key by key.
@@ -16,6 +31,21 @@ locals {
     release_sha256 = lower(var.release_sha256)
     cache_dir      = var.cache_dir
     swap_size      = var.swap_size
+    metrics_file   = var.metrics_file
+  }
+
+  # On the AMI and its snapshot. {{ .SourceAMI }} and {{ .SourceAMIName }} are filled in by
+  # the amazon-ebs builder (its tag template data), not by HCL.
+  image_tags = {
+    Name                   = "${var.ami_name_prefix}-${local.timestamp}"
+    kasm-bootstrap         = "true"
+    kasm-bootstrap-version = local.kasm_bootstrap_version
+    kasm-release-version   = local.release_version
+    kasm-release-sha256    = lower(var.release_sha256)
+    base-os                = "ubuntu-22.04"
+    source-ami             = "{{ .SourceAMI }}"
+    source-ami-name        = "{{ .SourceAMIName }}"
+    baked                  = var.baked ? "true" : "false"
   }
 }
 
@@ -57,12 +87,8 @@ source "amazon-ebs" "ubuntu_jammy" {
   # both ("Blocks of type "metadata_options" are not expected here"), so they are not set.
   # For the agents Kasm launches, see README.md, "Metadata service".
 
-  tags = {
-    Name           = "${var.ami_name_prefix}-${local.timestamp}"
-    kasm-bootstrap = "true"
-    base-os        = "ubuntu-22.04"
-    baked          = var.baked ? "true" : "false"
-  }
+  tags          = local.image_tags
+  snapshot_tags = local.image_tags
   run_tags = {
     Name = "packer-kasm-bootstrap-build"
   }
@@ -87,6 +113,8 @@ build {
       "KB_RELEASE_SHA256=${lower(var.release_sha256)}",
       "KB_CACHE_DIR=${var.cache_dir}",
       "KB_PREFETCH=${var.prefetch_release}",
+      "KB_TOOL_VERSION=${local.kasm_bootstrap_version}",
+      "KB_METRICS_FILE=${var.metrics_file}",
     ]
   }
 
@@ -115,8 +143,19 @@ build {
     script          = "${path.root}/scripts/clean.sh"
   }
 
+  # build/packer-manifest.json: artifact_id is <region>:<ami id>; custom_data says what the
+  # image carries.
   post-processor "manifest" {
     output     = "${path.root}/../build/packer-manifest.json"
     strip_path = true
+    custom_data = {
+      kasm_release_version   = local.release_version
+      kasm_release_sha256    = lower(var.release_sha256)
+      kasm_release_url       = var.release_url
+      kasm_bootstrap_version = local.kasm_bootstrap_version
+      source_ami             = "${build.SourceAMI}"
+      source_ami_name        = "${build.SourceAMIName}"
+      baked                  = var.baked ? "true" : "false"
+    }
   }
 }

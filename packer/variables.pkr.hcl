@@ -48,14 +48,46 @@ variable "deb_file" {
   description = "kasm-bootstrap .deb to install; empty = build/static/kasm-bootstrap.deb of this checkout (scripts/build-deb.sh)."
 }
 
+# Validation blocks work in Debian's packer 1.6.6, but its validation conditions can call
+# no regex() or regexall() ("Call to unknown function"; can() turns that into false, so
+# every value would be refused): they use Packer's own regex_replace(), which is there.
+# regex_replace(v, "^...$", "") is "" exactly when the whole of v matches, or v is "".
 variable "release_url" {
   type        = string
   description = "HTTPS URL of the Kasm release tarball the agents install (written into the image defaults)."
+
+  validation {
+    condition     = var.release_url != "" && regex_replace(var.release_url, "^https://[^/[:space:]]+(/[^[:space:]]*)?$", "") == ""
+    error_message = "The release_url variable must be an https:// URL with a host and no spaces (kasm-bootstrap and provision.sh fetch over HTTPS only)."
+  }
 }
 
 variable "release_sha256" {
   type        = string
   description = "SHA-256 of the release tarball (64 hex digits)."
+
+  validation {
+    condition     = length(var.release_sha256) == 64 && regex_replace(var.release_sha256, "^[0-9a-fA-F]{64}$", "") == ""
+    error_message = "The release_sha256 variable must be exactly 64 hexadecimal digits (a SHA-256)."
+  }
+}
+
+variable "release_version" {
+  type        = string
+  default     = ""
+  description = "Kasm version of the release, for the AMI's tags and the manifest only; empty = from release_url's file name (kasm_release_<version>...), else \"unknown\". kasm-bootstrap itself reads the version from the unpacked release."
+}
+
+variable "kasm_bootstrap_version" {
+  type        = string
+  default     = ""
+  description = "Version of the kasm-bootstrap .deb, for the AMI's tags and the manifest; empty = the project VERSION in this checkout's CMakeLists.txt (what scripts/build-deb.sh builds). provision.sh fails when the installed package has another version."
+}
+
+variable "metrics_file" {
+  type        = string
+  default     = "/var/lib/prometheus/node-exporter/kasm_bootstrap.prom"
+  description = "Image default metrics_file: the Prometheus textfile kasm-bootstrap writes (default: in the textfile directory of Debian/Ubuntu's prometheus-node-exporter, which provision.sh creates if absent); empty = none."
 }
 
 variable "prefetch_release" {

@@ -2,7 +2,9 @@
 # Runs as root on the Packer build instance (Ubuntu 22.04). Installs kasm-bootstrap,
 # writes the image defaults, enables the units and pre-fetches the Kasm release.
 # Inputs (environment, set by kasm-bootstrap.pkr.hcl): KB_DEB, KB_IMAGE_DEFAULTS (JSON),
-# KB_RELEASE_URL, KB_RELEASE_SHA256, KB_CACHE_DIR, KB_PREFETCH (true|false).
+# KB_RELEASE_URL, KB_RELEASE_SHA256, KB_CACHE_DIR, KB_PREFETCH (true|false),
+# KB_TOOL_VERSION (the kasm-bootstrap version the AMI is tagged with), KB_METRICS_FILE
+# (the image default metrics_file, empty = none).
 set -euo pipefail
 log() { printf '==> provision: %s\n' "$*"; }
 die() { printf '==> provision: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -24,6 +26,10 @@ apt_get() { apt-get -q -o DPkg::Lock::Timeout=600 "$@"; }
 log "installing $KB_DEB"
 apt_get install -y --no-install-recommends "$KB_DEB"
 kasm-bootstrap --version
+# The AMI's tags and the manifest name KB_TOOL_VERSION: it must be what was installed.
+installed="$(dpkg-query -W -f='${Version}' kasm-bootstrap)"
+[ "$installed" = "${KB_TOOL_VERSION:-}" ] ||
+  die "the .deb is kasm-bootstrap $installed, but the AMI would be tagged '${KB_TOOL_VERSION:-}': rebuild it (scripts/build-deb.sh) or set -var kasm_bootstrap_version=$installed"
 
 log "writing /etc/kasm-bootstrap/config.json (image defaults)"
 install -d -m 0755 /etc/kasm-bootstrap
@@ -33,6 +39,19 @@ python3 -m json.tool /etc/kasm-bootstrap/config.json.tmp >/dev/null ||
 chmod 0644 /etc/kasm-bootstrap/config.json.tmp
 mv -f /etc/kasm-bootstrap/config.json.tmp /etc/kasm-bootstrap/config.json
 cat /etc/kasm-bootstrap/config.json
+
+# metrics_file: its directory must exist before the first run, since
+# kasm-bootstrap-health.service sees /var read-only except its ReadWritePaths (which
+# include /var/lib/prometheus/node-exporter, Debian/Ubuntu's node_exporter textfile
+# directory). An existing directory (prometheus-node-exporter's own) is left as it is.
+if [ -n "${KB_METRICS_FILE:-}" ]; then
+  [[ "$KB_METRICS_FILE" == /* ]] || die "metrics_file must be an absolute path, got '$KB_METRICS_FILE'"
+  metrics_dir="$(dirname "$KB_METRICS_FILE")"
+  if [ ! -d "$metrics_dir" ]; then
+    log "creating $metrics_dir (0755) for metrics_file"
+    install -d -m 0755 "$metrics_dir"
+  fi
+fi
 
 log "enabling kasm-bootstrap.service, kasm-bootstrap-health.timer and kasm-bootstrap-metadata-firewall.service"
 # daemon-reload only where systemd runs (also lets this script run in a chroot).
