@@ -148,23 +148,36 @@ Member journal_member(const sys::RootFs& fs) {
   return m;
 }
 
-// ustar (POSIX.1-1988) header: name, mode, sizes and checksum in octal.
-std::array<char, 512> tar_header(const std::string& name, std::size_t size, std::time_t mtime) {
+// `value` in octal, zero-padded to width - 1 digits and NUL-terminated, as ustar's
+// numeric fields are.
+void put_octal(char* field, std::size_t width, unsigned long long value) {
+  field[width - 1] = '\0';
+  for (std::size_t i = width - 1; i-- > 0;) {
+    field[i] = static_cast<char>('0' + (value & 7U));
+    value >>= 3;
+  }
+}
+
+// ustar (POSIX.1-1988) header of a regular file `prefix`/`name`: the prefix field (155
+// bytes) holds the top directory, so a long host name never cuts a member's name.
+std::array<char, 512> tar_header(const std::string& prefix, const std::string& name, std::size_t size,
+                                 std::time_t mtime) {
   std::array<char, 512> h{};
-  std::memcpy(h.data(), name.data(), std::min<std::size_t>(name.size(), 99));
-  std::snprintf(h.data() + 100, 8, "%07o", 0600U);
-  std::snprintf(h.data() + 108, 8, "%07o", 0U);
-  std::snprintf(h.data() + 116, 8, "%07o", 0U);
-  std::snprintf(h.data() + 124, 12, "%011llo", static_cast<unsigned long long>(size));
-  std::snprintf(h.data() + 136, 12, "%011llo", static_cast<unsigned long long>(mtime));
+  std::memcpy(h.data(), name.data(), std::min<std::size_t>(name.size(), 100));
+  put_octal(h.data() + 100, 8, 0600U);
+  put_octal(h.data() + 108, 8, 0U);
+  put_octal(h.data() + 116, 8, 0U);
+  put_octal(h.data() + 124, 12, size);
+  put_octal(h.data() + 136, 12, static_cast<unsigned long long>(std::max<std::time_t>(mtime, 0)));
   std::memset(h.data() + 148, ' ', 8);
   h[156] = '0';
   std::memcpy(h.data() + 257, "ustar", 6);
   std::memcpy(h.data() + 263, "00", 2);
+  std::memcpy(h.data() + 345, prefix.data(), std::min<std::size_t>(prefix.size(), 155));
   unsigned sum = 0;
   for (char c : h)
     sum += static_cast<unsigned char>(c);
-  std::snprintf(h.data() + 148, 8, "%06o", sum);
+  put_octal(h.data() + 148, 7, sum);
   h[155] = ' ';
   return h;
 }
@@ -185,7 +198,7 @@ void write_archive(int fd, const std::string& top, const std::vector<Member>& me
   const std::array<char, 512> zeros{};
   for (const auto& m : members) {
     if (!m.skipped.empty()) continue;
-    const auto header = tar_header(top + "/" + m.name, m.text.size(), now);
+    const auto header = tar_header(top, m.name, m.text.size(), now);
     put(header.data(), header.size());
     put(m.text.data(), m.text.size());
     put(zeros.data(), (512 - m.text.size() % 512) % 512);
@@ -197,13 +210,13 @@ void write_archive(int fd, const std::string& top, const std::vector<Member>& me
 
 std::string default_archive_name(std::time_t now) {
   utsname u{};
-  std::string host = ::uname(&u) == 0 ? u.nodename : "host";
+  std::string host = ::uname(&u) == 0 ? std::string(u.nodename).substr(0, 100) : "host";
   for (auto& c : host)
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.') c = '_';
   std::tm tm{};
   ::gmtime_r(&now, &tm);
-  char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+  char stamp[32] = "00000000T000000Z";
+  if (std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm) == 0) stamp[0] = '0';
   return "kasm-bootstrap-logs-" + host + "-" + stamp;
 }
 

@@ -250,6 +250,7 @@ std::string suggest_key(std::string_view unknown) {
     lowered += c == '-' ? '_' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   static const std::vector<std::string> names = [] {
     std::vector<std::string> all;
+    all.reserve(kKeys.size());
     for (const auto& k : kKeys)
       all.emplace_back(k.name);
     return all;
