@@ -146,8 +146,16 @@ std::string discover_ca_bundle() {
 
 void HttpClient::global_init() { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
+// Not a CurlHandle: that type is file-local, and a member of a type with external linkage
+// must not use one (gcc's -Wsubobject-linkage, an error in the unity builds).
 struct HttpSession::Handle {
-  CurlHandle curl{curl_easy_init()};
+  Handle() = default;
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  ~Handle() {
+    if (curl) curl_easy_cleanup(curl);
+  }
+  CURL* curl = curl_easy_init();
 };
 
 HttpSession::HttpSession() : handle_(std::make_unique<Handle>()) {}
@@ -162,7 +170,7 @@ HttpResponse HttpSession::send(const HttpRequest& request) {
     response.error_message = "libcurl could not create a handle";
     return response;
   }
-  CURL* h = handle_->curl.get();
+  CURL* h = handle_->curl;
   // Options from the last request go; the live connection and TLS session stay.
   curl_easy_reset(h);
   Transfer transfer{&request, &response, h};
