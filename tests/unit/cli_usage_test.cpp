@@ -33,7 +33,7 @@ std::string help_line(const std::string& help, const std::string& flag) {
 
 } // namespace
 
-TEST_CASE("--help shows each key's type and its default from the key table", "[cli][help]") {
+TEST_CASE("help: --help shows each key's type and its default from the key table", "[cli][help]") {
   const auto r = run_binary({"run", "--help"});
   REQUIRE(r.exit_code == 0);
   for (const auto& spec : kb::config::keys()) {
@@ -104,7 +104,7 @@ TEST_CASE("a mistyped command or option gets a suggestion and exit 2", "[cli][us
   CHECK_FALSE(has_text(far.err, "did you mean"));
 }
 
-TEST_CASE("--color and NO_COLOR decide whether stderr carries ANSI colour", "[cli][color]") {
+TEST_CASE("colour: --color and NO_COLOR decide whether stderr carries ANSI colour", "[cli][color]") {
   TempDir root;
   // Address detection logs its progress at info level (coloured "I" when colour is on),
   // then fails quickly: no interface of that name exists.
