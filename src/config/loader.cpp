@@ -132,6 +132,9 @@ void merge_json_text(const std::string& text, const std::string& origin, RawConf
                         "appears more than once in this object; keep one (JSON parsers differ on "
                         "which one wins, and this one would silently take the last)"});
   for (auto& [key, value] : doc.items()) {
+    // A repeated key has its problem already; which of its values is meant is unknown,
+    // so neither is taken (one problem per key, not a second about the value).
+    if (std::find(repeated.begin(), repeated.end(), key) != repeated.end()) continue;
     if (!find_key(key)) {
       unknown_key(problems, key, origin);
       continue;
