@@ -94,6 +94,14 @@ bool is_run_metric(std::string_view name) {
 
 } // namespace
 
+// One file, two writers. node_exporter reads one textfile per collector pass and a
+// family may appear once, so `health` cannot append; and a second file would split the
+// run's and the health's gauges over two names an alert has to know. So the file is
+// rewritten whole: the health families (and the build info) from this check, then every
+// line of the previous file about the run (kasm_bootstrap_run_*, kasm_bootstrap_step_*,
+// their HELP and TYPE included) as the run wrote it, so the run's outcome survives the
+// timer's checks until the next run replaces all of it. The previous file is read
+// bounded; unreadable, its run part is lost and the health part is still true.
 std::string refresh_health_metrics(const sys::RootFs& fs, const std::filesystem::path& file,
                                    const kasm::HealthReport& health, std::chrono::system_clock::time_point now) {
   std::string text = render_metrics(nullptr, &health, now);

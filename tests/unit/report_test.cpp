@@ -2,6 +2,8 @@
 // sd_notify datagrams received on a real socket of the test's own, the status file, the
 // Prometheus textfile parsed back, the console line, and the journald fields.
 
+#include "cert_fixtures.hpp"
+#include "docker_world.hpp"
 #include "test_support.hpp"
 
 #include "kasm_bootstrap/config/serialize.hpp"
@@ -13,6 +15,7 @@
 #include "kasm_bootstrap/report/sd_notify_observer.hpp"
 #include "kasm_bootstrap/steps/steps.hpp"
 #include "kasm_bootstrap/system/unique_fd.hpp"
+#include "kasm_bootstrap/version.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -20,6 +23,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <regex>
 #include <set>
@@ -126,7 +130,8 @@ struct Harness {
 };
 
 // Prometheus text format, parsed strictly: every sample belongs to a family announced
-// by HELP and TYPE; returns "name{labels}" -> value.
+// by HELP and TYPE, and, as node_exporter's textfile collector requires, no family is
+// announced twice and no sample appears twice; returns "name{labels}" -> value.
 std::map<std::string, double> parse_prometheus(const std::string& text) {
   std::map<std::string, double> samples;
   std::set<std::string> helped, typed;
@@ -134,22 +139,22 @@ std::map<std::string, double> parse_prometheus(const std::string& text) {
   std::istringstream in(text);
   std::string line;
   while (std::getline(in, line)) {
+    INFO(line);
     if (line.rfind("# HELP ", 0) == 0) {
-      helped.insert(line.substr(7, line.find(' ', 7) - 7));
+      CHECK(helped.insert(line.substr(7, line.find(' ', 7) - 7)).second);
       continue;
     }
     if (line.rfind("# TYPE ", 0) == 0) {
       const auto name = line.substr(7, line.find(' ', 7) - 7);
       CHECK(line.substr(line.rfind(' ') + 1) == "gauge");
-      typed.insert(name);
+      CHECK(typed.insert(name).second);
       continue;
     }
     std::smatch m;
-    INFO(line);
     REQUIRE(std::regex_match(line, m, sample));
     CHECK(helped.count(m[1]));
     CHECK(typed.count(m[1]));
-    samples[m[1].str() + m[2].str()] = std::stod(m[3]);
+    CHECK(samples.emplace(m[1].str() + m[2].str(), std::stod(m[3])).second);
   }
   return samples;
 }
@@ -272,4 +277,104 @@ TEST_CASE("report: journald fields per step and per run", "[report]") {
   CHECK(has(r, "KASM_RUN_RESULT=failed"));
   CHECK(has(r, "KASM_FAILED_STEP=install-agent"));
   CHECK(has(r, "KASM_EXIT_CODE=8"));
+}
+
+// `health` between runs (the health timer) keeps the textfile current: the health
+// gauges and their time rewritten, what the run wrote about itself kept, every family
+// once. First on the file a real run wrote, then through the binary.
+TEST_CASE("report: health refreshes the run's textfile, healthy and unhealthy, keeping the run", "[report][health]") {
+  Harness h;
+  REQUIRE(h.run(false).success());
+  const auto prom = h.root / "var/lib/node_exporter/textfile/kasm_bootstrap.prom";
+  const sys::RootFs fs(h.root);
+  const auto check_run_kept = [](const std::map<std::string, double>& samples) {
+    CHECK(samples.at("kasm_bootstrap_run_success") == 1);
+    CHECK(samples.at("kasm_bootstrap_run_exit_code") == 0);
+    CHECK(samples.at("kasm_bootstrap_run_timestamp_seconds") > 1.7e9);
+    CHECK(samples.at("kasm_bootstrap_step_success{step=\"install-agent\"}") == 1);
+    CHECK(samples.count("kasm_bootstrap_step_duration_seconds{step=\"verify-health\",outcome=\"done\"}") == 1);
+  };
+
+  kasm::HealthReport unhealthy;
+  unhealthy.checks = {{"kasm_agent", false, "exited (code 1)", 3}, {"manager", true, "ok", 20}};
+  const auto at = std::chrono::system_clock::time_point(std::chrono::seconds(1'900'000'000));
+  const auto written =
+      report::refresh_health_metrics(fs, "/var/lib/node_exporter/textfile/kasm_bootstrap.prom", unhealthy, at);
+  CHECK(read_file(prom) == written);
+  auto samples = parse_prometheus(written);
+  CHECK(samples.at("kasm_bootstrap_healthy") == 0);
+  CHECK(samples.at("kasm_bootstrap_health_check_ok{check=\"kasm_agent\"}") == 0);
+  CHECK(samples.at("kasm_bootstrap_health_check_ok{check=\"manager\"}") == 1);
+  CHECK(samples.at("kasm_bootstrap_health_check_latency_seconds{check=\"manager\"}") == Approx(0.020));
+  CHECK(samples.at("kasm_bootstrap_health_timestamp_seconds") == 1.9e9);
+  CHECK(samples.count("kasm_bootstrap_info{version=\"" + std::string(kVersion) + "\"}") == 1);
+  check_run_kept(samples);
+
+  kasm::HealthReport healthy;
+  healthy.checks = {{"kasm_agent", true, "running, healthy", 2}, {"manager", true, "ok", 20}};
+  samples = parse_prometheus(report::refresh_health_metrics(fs, "/var/lib/node_exporter/textfile/kasm_bootstrap.prom",
+                                                            healthy, at + std::chrono::seconds(60)));
+  CHECK(samples.at("kasm_bootstrap_healthy") == 1);
+  CHECK(samples.at("kasm_bootstrap_health_check_ok{check=\"kasm_agent\"}") == 1);
+  CHECK(samples.at("kasm_bootstrap_health_timestamp_seconds") == 1.9e9 + 60);
+  check_run_kept(samples);
+  CHECK((std::filesystem::status(prom).permissions() & std::filesystem::perms::all) ==
+        (std::filesystem::perms::owner_read | std::filesystem::perms::owner_write | std::filesystem::perms::group_read |
+         std::filesystem::perms::others_read));
+
+  SECTION("the health command rewrites it: unhealthy here (no Docker, nothing on the manager port)") {
+    const auto r = run_binary({"health", "--root", h.root.string(), "--manager-address", "127.0.0.1", "--manager-port",
+                               "9", "--block-container-metadata", "false", "--metrics-file",
+                               "/var/lib/node_exporter/textfile/kasm_bootstrap.prom"});
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 10);
+    const auto after = parse_prometheus(read_file(prom));
+    CHECK(after.at("kasm_bootstrap_healthy") == 0);
+    CHECK(after.at("kasm_bootstrap_health_check_ok{check=\"kasm_agent\"}") == 0);
+    CHECK(after.at("kasm_bootstrap_health_check_ok{check=\"manager\"}") == 0);
+    CHECK(after.at("kasm_bootstrap_health_timestamp_seconds") > 1.7e9);
+    CHECK(after.at("kasm_bootstrap_health_timestamp_seconds") < 1.9e9); // now, not the earlier refresh
+    check_run_kept(after);
+  }
+  SECTION("without a run's file the health part alone is written") {
+    std::filesystem::remove(prom);
+    samples = parse_prometheus(
+        report::refresh_health_metrics(fs, "/var/lib/node_exporter/textfile/kasm_bootstrap.prom", healthy, at));
+    CHECK(samples.at("kasm_bootstrap_healthy") == 1);
+    CHECK(samples.count("kasm_bootstrap_run_success") == 0);
+  }
+}
+
+// The healthy side through the binary, as docker_health_test.cpp runs `health`: a real
+// Docker Engine with kasm_agent (healthy) and kasm_proxy running, a fake manager on HTTPS.
+TEST_CASE("report: a healthy `health` writes kasm_bootstrap_healthy 1 beside the run's families",
+          "[report][health][docker]") {
+  KB_REQUIRE_DOCKER_WORLD();
+  DockerWorld world;
+  Harness h;
+  REQUIRE(h.run(false).success());
+  CertFactory pki{h.dir};
+  const auto pair = pki.self_signed("manager", "127.0.0.1", "IP:127.0.0.1");
+  h.dir.write("root/etc/kasm-bootstrap/manager-ca.pem", pair.cert);
+  std::filesystem::create_directories(h.root / "var/run");
+  world.link_socket_into(h.root);
+  world.run_proxy();
+  world.run_agent({"--health-cmd", "true", "--health-interval", "1s"});
+  REQUIRE(world.wait_for("kasm_agent", "{{.State.Health.Status}}", "healthy"));
+  FakeServer manager("fake_manager_health.py",
+                     {"--cert", pki.path("manager.crt"), "--key", pki.path("manager.key"), "--mode", "ok"});
+
+  const auto r = run_binary({"health", "--root", h.root.string(), "--manager-address",
+                             "127.0.0.1:" + std::to_string(manager.port()), "--manager-ca",
+                             "/etc/kasm-bootstrap/manager-ca.pem", "--metrics-file", h.config.metrics_file},
+                            {{"KASM_BOOTSTRAP_BLOCK_CONTAINER_METADATA", "false"}});
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  const auto samples = parse_prometheus(read_file(h.root / "var/lib/node_exporter/textfile/kasm_bootstrap.prom"));
+  CHECK(samples.at("kasm_bootstrap_healthy") == 1);
+  for (const char* check : {"kasm_agent", "kasm_proxy", "manager"})
+    CHECK(samples.at("kasm_bootstrap_health_check_ok{check=\"" + std::string(check) + "\"}") == 1);
+  CHECK(samples.at("kasm_bootstrap_health_timestamp_seconds") > 1.7e9);
+  CHECK(samples.at("kasm_bootstrap_run_success") == 1);
+  CHECK(samples.at("kasm_bootstrap_step_success{step=\"install-agent\"}") == 1);
 }

@@ -1,7 +1,8 @@
 #pragma once
 // Prometheus textfile (node_exporter's textfile collector): how long each step took,
-// how the run ended, and the health gauges. Written atomically when the run ends, so
-// the collector never reads half a file.
+// how the run ended, and the health gauges. Written atomically (through RootFs) when the
+// run ends and again by each `health` (the health timer), so the collector never reads
+// half a file.
 
 #include "kasm_bootstrap/kasm/health.hpp"
 #include "kasm_bootstrap/plan/executor.hpp"
