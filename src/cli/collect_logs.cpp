@@ -1,16 +1,20 @@
 // `kasm-bootstrap collect-logs [--archive FILE]`: one .tar.gz an operator can attach to a
 // support case: status, state, our log, the saved effective configuration, the bake
-// manifest, cloud-init's logs and the units' journal. Every member passes through the
-// redactor, with every secret this tool can know registered first: the configuration's
-// (when it loads) and the manager token read back from the installed agent's
-// configuration, so a token echoed into cloud-init-output.log is masked even when no
-// configuration is given. The user-data itself is never collected (it holds the token).
+// manifest, the installed-release record, cloud-init's logs and the units' journal, with
+// a MANIFEST.txt that says what is in it and why anything is not. Every member passes
+// through the redactor, with every secret this tool can know registered first: the
+// configuration's (loading registers them) and the manager token read back from the
+// installed agent's configuration, so a token echoed into cloud-init-output.log is masked
+// even when no configuration is given. The user-data itself is never collected (it holds
+// the token).
 //
-// Members are read through RootFs (inside --root, a final symlink refused, a FIFO or
-// device refused without blocking) and bounded to their last kMaxMemberBytes. The archive
-// is a ustar stream through zlib (both already in the static binary), written to a
-// temporary file beside the destination, fsynced, and linked into place only if nothing
-// is there: an existing file is never replaced, and a failure leaves nothing behind.
+// Members are read through RootFs (inside --root; a final symlink is not followed, a FIFO
+// or device is refused without blocking) and bounded to their last kCollectMaxBytes, cut
+// at a line start so no secret is split by the cut (half a token would not be masked).
+// The archive (libarchive: gzip filter, restricted pax format) is a file on the HOST, not
+// under --root: written to a temporary file beside the destination, fsynced, and linked
+// into place only if nothing is there, so an existing file is never replaced, a symlink
+// never written through, and a failure leaves nothing behind.
 
 #include "kasm_bootstrap/cli/commands.hpp"
 #include "kasm_bootstrap/config/loader.hpp"
@@ -22,22 +26,26 @@
 #include "kasm_bootstrap/util/errno_text.hpp"
 #include "kasm_bootstrap/util/message_text.hpp"
 #include "kasm_bootstrap/util/redactor.hpp"
+#include "kasm_bootstrap/version.hpp"
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
-#include <array>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <ctime>
+#include <deque>
+#include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -46,256 +54,373 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr std::size_t kMaxMemberBytes = std::size_t{8} << 20;
+constexpr std::size_t kCollectMaxBytes = std::size_t{8} << 20;
+constexpr const char* kCollectMaxText = "8 MiB";
+constexpr auto kJournalDeadline = std::chrono::seconds(30);
+// journalctl -n: the newest entries only, found from the end of the journal, so a year of
+// health-timer runs is not streamed just to keep its last 8 MiB.
+constexpr const char* kJournalLines = "100000";
+constexpr const char* kCollectUnits[] = {"kasm-bootstrap.service", "kasm-bootstrap-health.service",
+                                         "kasm-bootstrap-metadata-firewall.service"};
 
-struct Member {
+struct CollectedMember {
   std::string name;    // inside the archive, under the top directory
   std::string source;  // what it was made from, for the manifest
   std::string text;    // scrubbed
   std::string skipped; // why it is not in the archive; empty = included
   bool truncated = false;
+  std::time_t mtime = 0; // the source's, when it has a sane one; else the collection time
 };
 
-// The last kMaxMemberBytes of a regular file under the root; a reason when it is not one.
-Member read_member(const sys::RootFs& fs, const std::string& machine_path, std::string name) {
-  Member m{std::move(name), machine_path, {}, {}, false};
+// Drops a partial first line: what is left after cutting a file's head off starts at a
+// line boundary, so a secret the cut ran through is gone whole, not half-shown.
+void drop_partial_first_line(std::string& text) {
+  const auto nl = text.find('\n');
+  text.erase(0, nl == std::string::npos ? text.size() : nl + 1);
+}
+
+// The last kCollectMaxBytes of a regular file under the root, scrubbed; a reason when it
+// is not one. RootFs::read_file refuses a file over its bound, and a log is read for its
+// end, so this reads the tail itself, with the same refusals (O_NONBLOCK: a FIFO is
+// refused after the open, never waited on).
+CollectedMember read_collected_file(const sys::RootFs& root, const std::string& machine_path, std::string name,
+                                    std::time_t now) {
+  CollectedMember m{std::move(name), machine_path, {}, {}, false, now};
   sys::UniqueFd fd;
+  int open_errno = 0;
   try {
-    fd = fs.open_file(machine_path, O_RDONLY | O_NONBLOCK | O_NOCTTY);
-  } catch (const std::exception& e) {
+    fd = root.open_file(machine_path, O_RDONLY | O_NONBLOCK | O_NOCTTY);
+    open_errno = errno;
+  } catch (const std::exception& e) { // RootEscape: a directory on the way leaves the root
     m.skipped = e.what();
     return m;
   }
   if (!fd) {
-    m.skipped = errno == ENOENT ? "not present" : errno == ELOOP ? "is a symbolic link" : util::errno_text(errno);
+    if (open_errno == ENOENT || open_errno == ENOTDIR)
+      m.skipped = "not present";
+    else if (open_errno == ELOOP)
+      m.skipped = "is a symbolic link (not followed)";
+    else
+      m.skipped = "cannot open: " + util::errno_text(open_errno);
     return m;
   }
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) {
-    m.skipped = util::errno_text(errno);
+    m.skipped = "cannot stat: " + util::errno_text(errno);
     return m;
   }
   if (!S_ISREG(st.st_mode)) {
     m.skipped = std::string("is ") + sys::file_type_name(st.st_mode) + ", not a regular file";
     return m;
   }
+  if (st.st_mtime > 0) m.mtime = st.st_mtime;
   const auto size = static_cast<std::uint64_t>(st.st_size);
-  const std::uint64_t from = size > kMaxMemberBytes ? size - kMaxMemberBytes : 0;
-  m.truncated = from > 0;
+  const std::uint64_t from = size > kCollectMaxBytes ? size - kCollectMaxBytes : 0;
   std::string data(static_cast<std::size_t>(size - from), '\0');
   std::size_t got = 0;
   while (got < data.size()) {
     const ssize_t n = ::pread(fd.get(), data.data() + got, data.size() - got, static_cast<off_t>(from + got));
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
+    if (n < 0) {
+      m.skipped = "cannot read: " + util::errno_text(errno);
+      return m;
+    }
+    if (n == 0) break; // truncated while we read: what is there
     got += static_cast<std::size_t>(n);
   }
   data.resize(got);
+  if (from > 0) {
+    m.truncated = true;
+    drop_partial_first_line(data);
+  }
   m.text = scrub(data);
   return m;
 }
 
-// The installed agent's manager token (Kasm writes it as manager.token), registered with
-// the redactor before anything is read.
-void register_agent_token(const sys::RootFs& fs) {
+// The installed agent's manager token (configure-agent writes it as manager.token, in the
+// file release_layout names for the installed Kasm version), registered with the redactor
+// before anything is read. Found without any configuration: the token may be in
+// cloud-init's output even when the configuration is gone or broken.
+void register_installed_agent_token(const sys::RootFs& root) {
   try {
-    const auto path = kasm::installed_agent_config(fs);
+    const auto path = kasm::installed_agent_config(root);
     if (!path) return;
-    const auto text = fs.read_file(*path, 1u << 20);
+    const auto text = root.read_file(*path, std::size_t{1} << 20);
     if (!text) return;
     const auto doc = YAML::Load(*text);
-    if (doc["manager"] && doc["manager"]["token"]) {
-      const auto token = doc["manager"]["token"].as<std::string>();
-      if (token.size() >= 8) redactor().add(token);
-    }
+    if (doc["manager"] && doc["manager"]["token"] && doc["manager"]["token"].IsScalar())
+      redactor().add(doc["manager"]["token"].as<std::string>());
   } catch (const std::exception&) {
-    // Unreadable or not YAML: the file itself is not collected, so nothing leaks from it.
+    // Unreadable or not YAML (the message may quote it: dropped): the file itself is never
+    // collected, so nothing leaks from it.
   }
 }
 
-Member journal_member(const sys::RootFs& fs) {
-  Member m{"journal.txt", "journalctl -u kasm-bootstrap*.service", {}, {}, false};
-  if (!fs.is_real_root()) {
-    m.skipped = "skipped: --root is not /";
+// The units' journal: only on the machine itself (journalctl reads the host's journal,
+// whatever --root says), through the one process runner, with a deadline; its last
+// kCollectMaxBytes of whole lines. The runner hands over each line already masked (its
+// LineScrubber also catches a secret split over lines).
+CollectedMember collect_journal(const sys::RootFs& root, std::time_t now) {
+  sys::Command cmd;
+  cmd.argv = {"journalctl", "--no-pager", "-o", "short-iso", "-n", kJournalLines};
+  for (const char* unit : kCollectUnits) {
+    cmd.argv.emplace_back("-u");
+    cmd.argv.emplace_back(unit);
+  }
+  CollectedMember m{"journal.txt", sys::describe_command(cmd.argv), {}, {}, false, now};
+  if (!root.is_real_root()) {
+    m.skipped = "--root is not /";
     return m;
   }
-  sys::Command cmd;
-  cmd.argv = {"journalctl", "--no-pager",
-              "-o",         "short-iso",
-              "-u",         "kasm-bootstrap.service",
-              "-u",         "kasm-bootstrap-health.service",
-              "-u",         "kasm-bootstrap-metadata-firewall.service"};
-  cmd.timeout = std::chrono::seconds(30);
-  std::string text;
+  cmd.timeout = kJournalDeadline;
+  cmd.tail_lines = 3;
+  std::deque<std::string> lines;
+  std::size_t bytes = 0;
   cmd.on_output_line = [&](std::string_view line) {
-    if (text.size() < kMaxMemberBytes)
-      text.append(line).append("\n");
-    else
+    lines.emplace_back(line);
+    bytes += lines.back().size() + 1;
+    while (bytes > kCollectMaxBytes && !lines.empty()) {
+      bytes -= lines.front().size() + 1;
+      lines.pop_front();
       m.truncated = true;
+    }
   };
   try {
     sys::ProcessRunner runner;
     const auto result = runner.run(cmd);
     if (!result.success()) {
-      m.skipped = "journalctl: " + result.describe_outcome();
+      m.skipped = "journalctl failed: " + result.describe_outcome();
+      if (!result.tail.empty()) m.skipped += ": " + util::quote_for_message(result.tail.back(), 200);
       return m;
     }
   } catch (const std::exception& e) {
     m.skipped = std::string("journalctl could not run: ") + e.what();
     return m;
   }
-  m.text = scrub(text);
+  for (const auto& line : lines)
+    m.text.append(line).append("\n");
   return m;
 }
 
-// `value` in octal, zero-padded to width - 1 digits and NUL-terminated, as ustar's
-// numeric fields are.
-void put_octal(char* field, std::size_t width, unsigned long long value) {
-  field[width - 1] = '\0';
-  for (std::size_t i = width - 1; i-- > 0;) {
-    field[i] = static_cast<char>('0' + (value & 7U));
-    value >>= 3;
-  }
+// "included", "included (last 8 MiB)", "skipped: not present".
+std::string member_summary(const CollectedMember& m) {
+  if (!m.skipped.empty()) return "skipped: " + m.skipped;
+  return m.truncated ? fmt::format("included (last {}, cut at a line start)", kCollectMaxText) : "included";
 }
 
-// ustar (POSIX.1-1988) header of a regular file `prefix`/`name`: the prefix field (155
-// bytes) holds the top directory, so a long host name never cuts a member's name.
-std::array<char, 512> tar_header(const std::string& prefix, const std::string& name, std::size_t size,
-                                 std::time_t mtime) {
-  std::array<char, 512> h{};
-  std::memcpy(h.data(), name.data(), std::min<std::size_t>(name.size(), 100));
-  put_octal(h.data() + 100, 8, 0600U);
-  put_octal(h.data() + 108, 8, 0U);
-  put_octal(h.data() + 116, 8, 0U);
-  put_octal(h.data() + 124, 12, size);
-  put_octal(h.data() + 136, 12, static_cast<unsigned long long>(std::max<std::time_t>(mtime, 0)));
-  std::memset(h.data() + 148, ' ', 8);
-  h[156] = '0';
-  std::memcpy(h.data() + 257, "ustar", 6);
-  std::memcpy(h.data() + 263, "00", 2);
-  std::memcpy(h.data() + 345, prefix.data(), std::min<std::size_t>(prefix.size(), 155));
-  unsigned sum = 0;
-  for (char c : h)
-    sum += static_cast<unsigned char>(c);
-  put_octal(h.data() + 148, 7, sum);
-  h[155] = ' ';
-  return h;
-}
-
-// Writes the members as <top>/<name> into a gzip'd tar at `fd`; throws on failure.
-void write_archive(int fd, const std::string& top, const std::vector<Member>& members, std::time_t now) {
-  const int gz_fd = ::dup(fd);
-  if (gz_fd < 0) throw Error(ExitCode::kState, "cannot write the archive: " + util::errno_text(errno));
-  gzFile gz = gzdopen(gz_fd, "wb9");
-  if (!gz) {
-    ::close(gz_fd);
-    throw Error(ExitCode::kState, "cannot write the archive: zlib could not start");
-  }
-  bool ok = true;
-  const auto put = [&](const void* data, std::size_t size) {
-    if (ok && size > 0 && gzwrite(gz, data, static_cast<unsigned>(size)) != static_cast<int>(size)) ok = false;
-  };
-  const std::array<char, 512> zeros{};
-  for (const auto& m : members) {
-    if (!m.skipped.empty()) continue;
-    const auto header = tar_header(top, m.name, m.text.size(), now);
-    put(header.data(), header.size());
-    put(m.text.data(), m.text.size());
-    put(zeros.data(), (512 - m.text.size() % 512) % 512);
-  }
-  put(zeros.data(), zeros.size());
-  put(zeros.data(), zeros.size());
-  if (gzclose(gz) != Z_OK || !ok) throw Error(ExitCode::kState, "cannot write the archive: compression failed");
-}
-
-std::string default_archive_name(std::time_t now) {
+// kasm-bootstrap-logs-<host>-<UTC yyyymmddThhmmssZ>: the default file name (+ .tar.gz)
+// and the one top directory of every member.
+std::string collection_name(std::time_t now) {
   utsname u{};
-  std::string host = ::uname(&u) == 0 ? std::string(u.nodename).substr(0, 100) : "host";
+  std::string host = ::uname(&u) == 0 ? std::string(u.nodename).substr(0, 64) : "host";
+  if (host.empty()) host = "host";
   for (auto& c : host)
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.') c = '_';
   std::tm tm{};
   ::gmtime_r(&now, &tm);
-  char stamp[32] = "00000000T000000Z";
-  if (std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm) == 0) stamp[0] = '0';
+  char stamp[32] = "19700101T000000Z";
+  if (std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm) == 0) stamp[0] = '\0';
   return "kasm-bootstrap-logs-" + host + "-" + stamp;
+}
+
+struct ArchiveWriterFree {
+  void operator()(archive* a) const { archive_write_free(a); }
+};
+struct ArchiveEntryFree {
+  void operator()(archive_entry* e) const { archive_entry_free(e); }
+};
+
+// The destination on the host: its directory held open, the archive written to a
+// temporary name there and linked to the final name only when complete. Destroyed before
+// publish(), it removes the temporary file.
+class ArchiveDestination {
+public:
+  explicit ArchiveDestination(fs::path path) : path_(std::move(path)) {
+    const std::string shown = util::quote_for_message(path_.string(), 200);
+    struct stat st {};
+    if (::lstat(path_.c_str(), &st) == 0)
+      throw Error(ExitCode::kState, "--archive " + shown + " already exists (" +
+                                        (S_ISREG(st.st_mode) ? "a file" : sys::file_type_name(st.st_mode)) +
+                                        "); collect-logs never replaces one: name a new file");
+    if (errno != ENOENT)
+      throw Error(ExitCode::kState, "cannot use --archive " + shown + ": " + util::errno_text(errno));
+    const fs::path dir = path_.parent_path().empty() ? fs::path(".") : path_.parent_path();
+    dir_.reset(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!dir_)
+      throw Error(ExitCode::kState, "cannot write --archive " + shown + ": its directory " +
+                                        util::quote_for_message(dir.string(), 200) + ": " + util::errno_text(errno));
+    name_ = path_.filename().string();
+    if (name_.empty() || name_ == "." || name_ == "..")
+      throw Error(ExitCode::kState, "--archive " + shown + " names a directory; name a new file in it");
+    for (unsigned attempt = 0; attempt < 100 && !fd_; ++attempt) {
+      temp_ = fmt::format(".{}.{}-{}.tmp", name_, ::getpid(), attempt);
+      fd_.reset(::openat(dir_.get(), temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+      if (!fd_ && errno != EEXIST) break;
+    }
+    if (!fd_) {
+      const int err = errno;
+      temp_.clear();
+      throw Error(ExitCode::kState,
+                  "cannot write in " + util::quote_for_message(dir.string(), 200) + ": " + util::errno_text(err));
+    }
+  }
+  ArchiveDestination(const ArchiveDestination&) = delete;
+  ArchiveDestination& operator=(const ArchiveDestination&) = delete;
+  ~ArchiveDestination() {
+    if (!temp_.empty()) ::unlinkat(dir_.get(), temp_.c_str(), 0);
+  }
+
+  int fd() const { return fd_.get(); }
+
+  // fsync, then link(): it fails when the name exists, so a file that appeared meanwhile
+  // is not replaced either; then the temporary name goes and the directory is synced.
+  void publish() {
+    const std::string shown = util::quote_for_message(path_.string(), 200);
+    if (::fsync(fd_.get()) != 0)
+      throw Error(ExitCode::kState, "cannot write " + shown + ": fsync: " + util::errno_text(errno));
+    if (::linkat(dir_.get(), temp_.c_str(), dir_.get(), name_.c_str(), 0) != 0)
+      throw Error(ExitCode::kState, "cannot create " + shown + ": " + util::errno_text(errno));
+    ::unlinkat(dir_.get(), temp_.c_str(), 0);
+    temp_.clear();
+    ::fsync(dir_.get()); // the name is there; a lost directory sync only risks it after a crash
+  }
+
+private:
+  fs::path path_;
+  std::string name_;
+  std::string temp_; // empty once published (or never created)
+  sys::UniqueFd dir_;
+  sys::UniqueFd fd_;
+};
+
+// Writes the included members as <top>/<name>, each a regular file 0600 owned by root,
+// into a gzip'd restricted-pax tar at `fd`; throws on failure.
+void write_collected_archive(int fd, const std::string& top, const std::vector<CollectedMember>& members,
+                             const std::string& shown) {
+  std::unique_ptr<archive, ArchiveWriterFree> a(archive_write_new());
+  if (!a) throw Error(ExitCode::kState, "cannot write " + shown + ": libarchive could not allocate");
+  const auto fail = [&](const char* what) {
+    const char* why = archive_error_string(a.get());
+    throw Error(ExitCode::kState, fmt::format("cannot write {}: {}: {}", shown, what, why ? why : "failed"));
+  };
+  // Explicit filter and format only: the by-name and *_all setters drag every format (and
+  // libxml2, lzma, ...) into the static link.
+  if (archive_write_add_filter_gzip(a.get()) != ARCHIVE_OK) fail("gzip");
+  if (archive_write_set_format_pax_restricted(a.get()) != ARCHIVE_OK) fail("tar format");
+  if (archive_write_set_bytes_in_last_block(a.get(), 1) != ARCHIVE_OK) fail("block size");
+  if (archive_write_open_fd(a.get(), fd) != ARCHIVE_OK) fail("open");
+  for (const auto& m : members) {
+    if (!m.skipped.empty()) continue;
+    std::unique_ptr<archive_entry, ArchiveEntryFree> entry(archive_entry_new());
+    if (!entry) fail("entry");
+    const std::string path = top + "/" + m.name;
+    archive_entry_set_pathname(entry.get(), path.c_str());
+    archive_entry_set_filetype(entry.get(), AE_IFREG);
+    archive_entry_set_perm(entry.get(), 0600);
+    archive_entry_set_uid(entry.get(), 0);
+    archive_entry_set_gid(entry.get(), 0);
+    archive_entry_set_uname(entry.get(), "root");
+    archive_entry_set_gname(entry.get(), "root");
+    archive_entry_set_size(entry.get(), static_cast<la_int64_t>(m.text.size()));
+    archive_entry_set_mtime(entry.get(), m.mtime, 0);
+    if (archive_write_header(a.get(), entry.get()) != ARCHIVE_OK) fail(m.name.c_str());
+    if (!m.text.empty() &&
+        archive_write_data(a.get(), m.text.data(), m.text.size()) != static_cast<la_ssize_t>(m.text.size()))
+      fail(m.name.c_str());
+  }
+  if (archive_write_close(a.get()) != ARCHIVE_OK) fail("close");
+}
+
+std::string collection_manifest(const std::vector<CollectedMember>& members, const std::string& top,
+                                const CommonOptions& options, const std::string& config_note,
+                                const std::string& state_dir) {
+  std::string text = fmt::format("{}\n"
+                                 "kasm-bootstrap {} collect-logs, root {}\n"
+                                 "configuration: {}\n"
+                                 "state_dir: {}\n"
+                                 "never collected: the instance user-data (it holds the manager token)\n"
+                                 "secrets masked as ****: the configuration's and the installed agent's token\n"
+                                 "each member: at most its last {}\n\n",
+                                 top, kVersion, options.root, config_note, state_dir, kCollectMaxText);
+  for (const auto& m : members)
+    text += fmt::format("{}: {}  [from {}]\n", m.name,
+                        m.skipped.empty() ? member_summary(m) : "skipped (" + m.skipped + ")",
+                        util::quote_for_message(m.source, 300));
+  return text;
 }
 
 } // namespace
 
 ExitCode command_collect_logs(const CommonOptions& options, std::istream& in, Output& output) {
-  const sys::RootFs fs(options.root);
+  const auto now = std::time(nullptr);
+  const std::string top = collection_name(now);
+  fs::path archive_path = options.archive_path.empty() ? fs::path(top + ".tar.gz") : fs::path(options.archive_path);
+  std::error_code ec;
+  if (const auto absolute = fs::absolute(archive_path, ec); !ec) archive_path = absolute;
+  const std::string shown = util::quote_for_message(archive_path.string(), 200);
+  // Before anything is read: an unusable destination is said at once.
+  ArchiveDestination destination(archive_path);
+
+  // state_dir as `status` finds it: the configuration's layers with the saved effective
+  // configuration, the default when they do not load. Loading registers its secrets.
+  // Its problems go to stderr only, so -o json still prints one document.
+  const sys::RootFs root(options.root);
   std::string state_dir = config::Config{}.state_dir;
   std::string config_note = "loaded";
   try {
-    // Loading registers the configuration's secrets with the redactor.
-    state_dir = load_configuration(options, in, config::Purpose::kStatus, output, "collect-logs").config.state_dir;
-  } catch (const Error& e) {
-    config_note = std::string("not loaded (") + e.what() + "); default state_dir used";
+    std::ostringstream discarded;
+    Output quiet(Format::kText, discarded);
+    state_dir = load_configuration(options, in, config::Purpose::kStatus, quiet, "collect-logs").config.state_dir;
+  } catch (const std::exception& e) {
+    config_note = std::string("not loaded (") + e.what() + "); the default state_dir is used";
   }
-  register_agent_token(fs);
+  register_installed_agent_token(root);
 
-  const auto now = std::time(nullptr);
-  const std::string top = default_archive_name(now);
-  const fs::path archive = options.archive_path.empty() ? fs::path(top + ".tar.gz") : fs::path(options.archive_path);
+  std::vector<CollectedMember> members;
+  const auto collect = [&](const std::string& machine_path, const char* name) {
+    members.push_back(read_collected_file(root, machine_path, name, now));
+  };
+  collect(state_dir + "/" + plan::StatusFileObserver::kStatusFile, "status.json");
+  collect(state_dir + "/state.json", "state.json");
+  collect(state_dir + "/kasm-bootstrap.log", "kasm-bootstrap.log");
+  collect(state_dir + "/installed-release.json", "installed-release.json");
+  collect(config::kEffectiveConfigPath, "effective.json");
+  collect("/etc/kasm-bootstrap/bake.json", "bake.json");
+  collect("/var/log/cloud-init.log", "cloud-init.log");
+  collect("/var/log/cloud-init-output.log", "cloud-init-output.log");
+  members.push_back(collect_journal(root, now));
+  members.insert(members.begin(),
+                 CollectedMember{"MANIFEST.txt",
+                                 "this list",
+                                 scrub(collection_manifest(members, top, options, config_note, state_dir)),
+                                 {},
+                                 false,
+                                 now});
 
-  std::vector<Member> members;
-  members.push_back(read_member(fs, state_dir + "/" + plan::StatusFileObserver::kStatusFile, "status.json"));
-  members.push_back(read_member(fs, state_dir + "/state.json", "state.json"));
-  members.push_back(read_member(fs, state_dir + "/kasm-bootstrap.log", "kasm-bootstrap.log"));
-  members.push_back(read_member(fs, state_dir + "/installed-release.json", "installed-release.json"));
-  members.push_back(read_member(fs, config::kEffectiveConfigPath, "effective.json"));
-  members.push_back(read_member(fs, "/etc/kasm-bootstrap/bake.json", "bake.json"));
-  members.push_back(read_member(fs, "/var/log/cloud-init.log", "cloud-init.log"));
-  members.push_back(read_member(fs, "/var/log/cloud-init-output.log", "cloud-init-output.log"));
-  members.push_back(journal_member(fs));
-
-  std::string manifest = fmt::format("kasm-bootstrap collect-logs, {} UTC, root {}\nconfiguration: {}\n"
-                                     "never collected: the instance user-data (it holds the manager token)\n"
-                                     "secrets masked as ****\n\n",
-                                     top.substr(top.size() - 16), options.root, config_note);
-  for (const auto& m : members)
-    manifest += fmt::format("{:<24} {}  ({})\n", m.name,
-                            m.skipped.empty() ? (m.truncated ? "included, last 8 MiB" : "included") : m.skipped,
-                            util::quote_for_message(m.source, 200));
-  members.insert(members.begin(), Member{"MANIFEST.txt", "this list", scrub(manifest), {}, false});
-
-  // The destination: never replaced, never written through a symlink.
-  struct stat st {};
-  if (::lstat(archive.c_str(), &st) == 0)
-    throw Error(ExitCode::kState,
-                "--archive " + util::quote_for_message(archive.string(), 200) + " already exists; name a new file");
-  const fs::path dir = archive.has_parent_path() ? archive.parent_path() : fs::path(".");
-  const fs::path temp = dir / ("." + archive.filename().string() + ".tmp");
-  sys::UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
-  if (!fd)
-    throw Error(ExitCode::kState,
-                "cannot write in " + util::quote_for_message(dir.string(), 200) + ": " + util::errno_text(errno));
-  try {
-    write_archive(fd.get(), top, members, now);
-    if (::fsync(fd.get()) != 0) throw Error(ExitCode::kState, "cannot fsync the archive: " + util::errno_text(errno));
-    // link() fails when the name exists: a file that appeared meanwhile is not replaced.
-    if (::link(temp.c_str(), archive.c_str()) != 0)
-      throw Error(ExitCode::kState,
-                  "cannot create " + util::quote_for_message(archive.string(), 200) + ": " + util::errno_text(errno));
-  } catch (...) {
-    ::unlink(temp.c_str());
-    throw;
-  }
-  ::unlink(temp.c_str());
+  write_collected_archive(destination.fd(), top, members, shown);
+  destination.publish();
 
   if (output.json()) {
     nlohmann::json list = nlohmann::json::array();
-    for (const auto& m : members)
-      list.push_back({{"name", m.name},
-                      {"included", m.skipped.empty()},
-                      {"truncated", m.truncated},
-                      {"reason", m.skipped},
-                      {"source", m.source}});
-    output.document({{"command", "collect-logs"}, {"archive", archive.string()}, {"members", list}});
+    for (const auto& m : members) {
+      nlohmann::json item{{"name", m.name},
+                          {"source", m.source},
+                          {"included", m.skipped.empty()},
+                          {"truncated", m.truncated},
+                          {"bytes", m.text.size()}};
+      if (!m.skipped.empty()) item["reason"] = m.skipped;
+      list.push_back(item);
+    }
+    output.document({{"command", "collect-logs"},
+                     {"result", "written"},
+                     {"archive", archive_path.string()},
+                     {"top_directory", top},
+                     {"configuration", config_note},
+                     {"members", list}});
   } else {
+    output.line("wrote " + archive_path.string() + " (secrets masked; no user-data)");
     for (const auto& m : members)
-      output.line(fmt::format("  {:<24} {}", m.name, m.skipped.empty() ? "included" : m.skipped));
-    output.line("wrote " + archive.string() + " (secrets masked)");
+      output.line(fmt::format("  {:<24} {}", m.name, member_summary(m)));
   }
   return ExitCode::kOk;
 }
