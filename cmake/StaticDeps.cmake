@@ -12,9 +12,11 @@
 #
 # libarchive: Debian's libarchive.a is linked with just -lacl -lz. That holds only while
 # the code uses explicit read support (archive_read_support_filter_gzip +
-# archive_read_support_format_tar) and archive_write_disk: the *_all readers and every
-# archive format *writer* pull in libxml2, ICU, lzma, zstd, bz2, lz4, nettle, ... and the
-# link fails (or grows by ~31 MB).
+# archive_read_support_format_tar), archive_write_disk, and for collect-logs the explicit
+# writer archive_write_add_filter_gzip + archive_write_set_format_pax_restricted. The
+# *_all readers pull in libxml2, ICU, lzma, zstd, bz2, lz4, nettle, ... and the link fails
+# (or grows by ~31 MB); archive_write_set_format.o drags in every format writer too, which
+# stays harmless only because --gc-sections (CMakeLists.txt) drops the unused ones.
 
 # Release = -O2, not CMake's -O3: GCC 12 at -O3 reports false -Wrestrict /
 # -Wstringop-overflow errors inside libstdc++'s std::string operator+ (GCC bug 105329),

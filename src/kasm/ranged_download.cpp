@@ -219,14 +219,7 @@ private:
       bool too_long = false;
       std::string disk_error;
 
-      net::HttpRequest req;
-      req.url = r_.url;
-      req.connect_timeout = r_.connect_timeout;
-      req.total_timeout = std::max(milliseconds(1), std::chrono::duration_cast<milliseconds>(t_.deadline - now));
-      req.low_speed_bytes = r_.low_speed_bytes;
-      req.low_speed_window = r_.low_speed_window;
-      req.ca_bundle = r_.ca_bundle;
-      req.resume_from = from;
+      net::HttpRequest req = download_http_request(r_, t_.deadline, from);
       req.range_last = last;
       req.abort = &stop_flag_;
       req.on_status = [&](long s) {
@@ -274,7 +267,7 @@ private:
                                    piece.received - kept, last - from + 1);
       } else if (final_status >= 300 && final_status != 206) {
         last_failure = fmt::format("HTTP {} for range {} of {}", final_status, range_text, r_.url);
-        if (final_status < 500 && final_status != 408 && final_status != 425 && final_status != 429)
+        if (!download_status_is_retryable(final_status))
           throw Error(ExitCode::kRelease, "release download failed: " + last_failure);
       } else if (response.error == net::TransportError::kTls) {
         throw Error(ExitCode::kRelease,

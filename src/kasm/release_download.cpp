@@ -42,9 +42,6 @@ std::string url_scheme(const std::string& url) {
   return scheme;
 }
 
-// 4xx other than "try again later" will not change by asking again.
-bool status_is_retryable(long status) { return status >= 500 || status == 408 || status == 425 || status == 429; }
-
 std::string transport_error_name(net::TransportError e) {
   switch (e) {
   case net::TransportError::kNone: return "ok";
@@ -124,6 +121,22 @@ void hash_existing(int fd, std::uint64_t size, util::Sha256& hasher, const fs::p
 }
 
 } // namespace
+
+bool download_status_is_retryable(long status) {
+  return status >= 500 || status == 408 || status == 425 || status == 429;
+}
+
+net::HttpRequest download_http_request(const DownloadRequest& request, Clock::time_point deadline, std::uint64_t from) {
+  net::HttpRequest req;
+  req.url = request.url;
+  req.connect_timeout = request.connect_timeout;
+  req.total_timeout = std::max(milliseconds(1), std::chrono::duration_cast<milliseconds>(deadline - Clock::now()));
+  req.low_speed_bytes = request.low_speed_bytes;
+  req.low_speed_window = request.low_speed_window;
+  req.ca_bundle = request.ca_bundle;
+  req.resume_from = from;
+  return req;
+}
 
 milliseconds download_backoff(const DownloadRequest& r, int failures) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -289,14 +302,7 @@ DownloadResult download_verified(const net::HttpClient& http, const DownloadRequ
     std::string local_error; // disk problems: not worth a retry
     std::uint64_t expected_total = 0;
 
-    net::HttpRequest req;
-    req.url = request.url;
-    req.connect_timeout = request.connect_timeout;
-    req.total_timeout = std::max(milliseconds(1), std::chrono::duration_cast<milliseconds>(deadline - now));
-    req.low_speed_bytes = request.low_speed_bytes;
-    req.low_speed_window = request.low_speed_window;
-    req.ca_bundle = request.ca_bundle;
-    req.resume_from = attempt_offset;
+    net::HttpRequest req = download_http_request(request, deadline, attempt_offset);
     req.abort = request.cancel;
     req.on_status = [&](long s) {
       status = s;
@@ -372,7 +378,7 @@ DownloadResult download_verified(const net::HttpClient& http, const DownloadRequ
     }
     if (final_status >= 300 && final_status != 206 && final_status != 200) {
       last_failure = fmt::format("HTTP {} from {}", final_status, request.url);
-      if (!status_is_retryable(final_status)) fail("release download failed: " + last_failure);
+      if (!download_status_is_retryable(final_status)) fail("release download failed: " + last_failure);
     } else if (response.error == net::TransportError::kTls) {
       fail(fmt::format("release download failed: TLS problem with {} (CA bundle: {}): {}", request.url,
                        request.ca_bundle.empty() ? "system default" : request.ca_bundle, response.error_message));

@@ -44,6 +44,14 @@ struct DownloadRequest {
 // retry in step. Both download paths use it.
 std::chrono::milliseconds download_backoff(const DownloadRequest& request, int failures);
 
+// The GET both download paths send: the request's connect timeout, low-speed limit and
+// CA bundle, the time left until `deadline` as its total timeout, from byte `from`.
+net::HttpRequest download_http_request(const DownloadRequest& request, std::chrono::steady_clock::time_point deadline,
+                                       std::uint64_t from);
+
+// 4xx other than "try again later" will not change by asking again.
+bool download_status_is_retryable(long status);
+
 struct DownloadResult {
   std::filesystem::path path;
   std::string sha256;
