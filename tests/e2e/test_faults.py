@@ -311,9 +311,17 @@ class Sigterm(FaultCase):
         self.assertEqual(os.listdir(case.path("/swapfs")), [], "no partial swap file")
 
     def test_sigterm_during_detect_address(self):
+        # Every metadata source asks the hanging fake (they share imds_endpoint), 3 tries of
+        # 1 s each, so detection lasts about 15 s before the route fallback: long after the
+        # concurrent steps are done, whatever the build (with aws-imds alone it took about
+        # 3 s, and under ASan the other steps sometimes ended just before it, so the signal
+        # landed after detection, in install-agent).
         W.restart_imds("--hang")
         self.addCleanup(W.restart_imds)
-        self.interrupted("termaddr", "detect-address")
+        case = W.new_case("termaddr")
+        case.config.update(address_sources=["aws-imds", "gcp", "azure", "oci", "digitalocean", "route"],
+                           address_timeout_seconds=30)
+        self.interrupted("termaddr", "detect-address", case)
 
     def test_sigterm_during_fetch_release(self):
         W.restart_release("--fault", "trickle", "--trickle-rate", "50000")
