@@ -3,10 +3,11 @@
 # of the dynamic build; defines the same INTERFACE target, kb_third_party.
 #
 # Every library is linked by explicit .a path (DESIGN.md §6):
-#   - libcurl and libsystemd come from ${KB_STATIC_PREFIX}, built by
+#   - libcurl, libsystemd and OpenSSL come from ${KB_STATIC_PREFIX}, built by
 #     scripts/build-static-deps.sh from Debian's own source packages (Debian's libcurl.a
-#     needs Kerberos/LDAP, which ship no .a; Debian ships no libsystemd.a at all);
-#   - OpenSSL, c-ares, zlib, libarchive (+ libacl), libcap and yaml-cpp are Debian's .a
+#     needs Kerberos/LDAP, which ship no .a; Debian ships no libsystemd.a at all; Debian's
+#     libcrypto.a has every algorithm and engine, 1.9 MB more binary: docs/static-build.md);
+#   - c-ares, zlib, libarchive (+ libacl), libcap and yaml-cpp are Debian's .a
 #     files. curl's libcurl.pc and yaml-cpp's CMake config point at shared objects, so
 #     neither is used.
 #
@@ -29,9 +30,10 @@ set(CMAKE_CXX_FLAGS_RELEASE "-O2 -DNDEBUG")
 set(KB_STATIC_PREFIX "${PROJECT_SOURCE_DIR}/build/static-deps/prefix" CACHE PATH
     "Prefix holding libcurl.a and libsystemd.a from scripts/build-static-deps.sh")
 
-if(NOT EXISTS "${KB_STATIC_PREFIX}/lib/libcurl.a" OR NOT EXISTS "${KB_STATIC_PREFIX}/lib/libsystemd.a")
+if(NOT EXISTS "${KB_STATIC_PREFIX}/lib/libcurl.a" OR NOT EXISTS "${KB_STATIC_PREFIX}/lib/libsystemd.a"
+   OR NOT EXISTS "${KB_STATIC_PREFIX}/lib/libcrypto.a")
   message(FATAL_ERROR
-    "KB_STATIC=ON needs libcurl.a and libsystemd.a under KB_STATIC_PREFIX=${KB_STATIC_PREFIX}.\n"
+    "KB_STATIC=ON needs libcurl.a, libsystemd.a and libcrypto.a under KB_STATIC_PREFIX=${KB_STATIC_PREFIX}.\n"
     "Run scripts/build-static-deps.sh first (it builds them from Debian's source packages).")
 endif()
 
@@ -48,8 +50,8 @@ endfunction()
 
 kb_static_archive(KB_A_CURL curl PATHS "${KB_STATIC_PREFIX}/lib" NO_DEFAULT_PATH)
 kb_static_archive(KB_A_SYSTEMD systemd PATHS "${KB_STATIC_PREFIX}/lib" NO_DEFAULT_PATH)
-kb_static_archive(KB_A_SSL ssl)
-kb_static_archive(KB_A_CRYPTO crypto)
+kb_static_archive(KB_A_SSL ssl PATHS "${KB_STATIC_PREFIX}/lib" NO_DEFAULT_PATH)
+kb_static_archive(KB_A_CRYPTO crypto PATHS "${KB_STATIC_PREFIX}/lib" NO_DEFAULT_PATH)
 kb_static_archive(KB_A_CARES cares)
 kb_static_archive(KB_A_Z z)
 kb_static_archive(KB_A_ARCHIVE archive)
@@ -59,10 +61,12 @@ kb_static_archive(KB_A_YAMLCPP yaml-cpp)
 
 add_library(kb_third_party INTERFACE)
 
-# The locally built curl/systemd headers must win over any -dev headers in /usr/include
-# (libcurl4-openssl-dev and libsystemd-dev may be installed for the dev build).
-# BEFORE + non-SYSTEM keeps them ahead of the implicit system include path.
-target_include_directories(kb_third_party BEFORE INTERFACE "${KB_STATIC_PREFIX}/include")
+# The locally built curl/systemd/OpenSSL headers must win over the -dev headers in
+# /usr/include (libcurl4-openssl-dev, libsystemd-dev and libssl-dev are installed for the
+# dev build). -isystem directories are searched after -I and before the standard system
+# directories, so SYSTEM keeps them ahead of /usr/include, and keeps our warnings
+# (-Wold-style-cast) off their macros, as for any system header.
+target_include_directories(kb_third_party SYSTEM BEFORE INTERFACE "${KB_STATIC_PREFIX}/include")
 target_compile_definitions(kb_third_party INTERFACE CURL_STATICLIB)
 
 # Order matters for a static link: users before what they use.
