@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Release download throughput and peak RSS: kasm-bootstrap's downloader (streams, hashes
-# with SHA-256 while it writes, fsyncs, renames) against `wget` and `wget` + `sha256sum`,
+# with SHA-256 on a second thread while it receives, fsyncs, renames) against `wget` and `wget` + `sha256sum`,
 # in the same run, from the same loopback HTTPS server (tests/fakes/release_server.py)
 # serving the same file. Prints numbers only; nothing here asserts a time.
 #
@@ -71,8 +71,10 @@ capped_pid=$(cat capped.pid)
 capped_url="https://127.0.0.1:$port/served.bin"
 trap 'kill "$capped_pid" 2>/dev/null || true; cleanup' EXIT INT TERM
 
-# "seconds rss_kb" of a command, from GNU time.
+# "seconds rss_kb" of a command, from GNU time. `sync` first: each tool starts with no
+# dirty pages of the one before it being written back underneath it.
 measure() {
+  sync
   /usr/bin/time -f "%e %M" -o time.out "$@" > cmd.out 2> cmd.err || { cat cmd.err >&2; return 1; }
   cat time.out
 }
@@ -81,13 +83,21 @@ mib_s() { awk -v b="$bytes" -v s="$1" 'BEGIN { if (s > 0) printf "%.0f", b / 104
 printf '%-34s %8s %9s %12s\n' "tool (${size}, loopback HTTPS)" seconds "MiB/s" "peak RSS KiB"
 for round in $(seq "$rounds"); do
   rm -f wget.bin kb.bin
+  # Which of the two goes first alternates by round: the second one of a pair ran slower
+  # in some rounds on this VM (writeback, CPU steal), whichever tool it was.
+  if ((round % 2 == 0)); then
+    read -r ks kr < <(measure "$bin" "$url" "$expected" "$work/kb.bin" "$work/ca.crt")
+    rm -f kb.bin
+  fi
   read -r ws wr < <(measure wget -q --ca-certificate=ca.crt -O wget.bin "$url")
   read -r hs hr < <(measure sha256sum wget.bin)
   [[ "$(cut -d' ' -f1 cmd.out)" == "$expected" ]] || { echo "wget got the wrong bytes" >&2; exit 1; }
   total=$(awk -v a="$ws" -v b="$hs" 'BEGIN { printf "%.2f", a + b }')
   rm -f wget.bin
-  read -r ks kr < <(measure "$bin" "$url" "$expected" "$work/kb.bin" "$work/ca.crt")
-  rm -f kb.bin
+  if ((round % 2 == 1)); then
+    read -r ks kr < <(measure "$bin" "$url" "$expected" "$work/kb.bin" "$work/ca.crt")
+    rm -f kb.bin
+  fi
   printf '%-34s %8s %9s %12s\n' "round $round: wget" "$ws" "$(mib_s "$ws")" "$wr"
   printf '%-34s %8s %9s %12s\n' "round $round: wget + sha256sum" "$total" "$(mib_s "$total")" "max($wr,$hr)"
   printf '%-34s %8s %9s %12s\n' "round $round: kasm-bootstrap (hash+fsync)" "$ks" "$(mib_s "$ks")" "$kr"
@@ -107,4 +117,21 @@ for round in $(seq "$rounds"); do
   awk -v w="$ws" -v k="$ks" -v cw="$cws" -v c1="$c1s" -v cp="$cps" -v n="$connections" 'BEGIN {
     printf "round ratios (throughput vs wget): single stream %.2fx; capped: x1 %.2fx, x%d ranged %.2fx\n",
       w / k, cw / c1, n, cw / cp }'
+  echo "$ws $ks $kr $ps $pr $cws $cps $cpr" >> rounds.txt
 done
+# Medians over the rounds: seconds, then the ratios of the medians.
+awk -v n="$connections" '
+  function median(col,   i, j, t, v, m) {
+    m = 0
+    for (i = 1; i <= NR; i++) v[++m] = row[i, col]
+    for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+    return m % 2 ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
+  }
+  { for (c = 1; c <= NF; c++) row[NR, c] = $c }
+  END {
+    w = median(1); k = median(2); p = median(4); cw = median(6); cp = median(7)
+    printf "median of %d rounds: wget %.2f s; kasm-bootstrap one stream %.2f s (%.2fx wget, peak RSS %d KiB), x%d ranged %.2f s (peak RSS %d KiB)\n",
+      NR, w, k, w / k, median(3), n, p, median(5)
+    printf "median of %d rounds, capped server: wget %.2f s; kasm-bootstrap x%d ranged %.2f s (%.2fx wget, peak RSS %d KiB)\n",
+      NR, cw, n, cp, cw / cp, median(8)
+  }' rounds.txt

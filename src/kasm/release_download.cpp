@@ -8,6 +8,7 @@
 #include "kasm_bootstrap/util/errno_text.hpp"
 #include "kasm_bootstrap/util/interruptible_sleep.hpp"
 #include "kasm_bootstrap/util/log.hpp"
+#include "kasm_bootstrap/kasm/hashing_file_sink.hpp"
 #include "kasm_bootstrap/util/sha256.hpp"
 
 #include <fcntl.h>
@@ -55,51 +56,6 @@ std::string transport_error_name(net::TransportError e) {
   }
   return "transfer failed";
 }
-
-void write_all(int fd, std::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw std::system_error(errno, std::generic_category());
-    }
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-}
-
-// Collects libcurl's 16 KiB chunks into 1 MiB writes: fewer syscalls on a multi-GiB file.
-class FileSink {
-public:
-  explicit FileSink(int fd) : fd_(fd) { buffer_.reserve(kBuffer); }
-  void append(std::string_view data) {
-    if (buffer_.size() + data.size() > kBuffer) flush();
-    if (data.size() >= kBuffer)
-      write_all(fd_, data);
-    else
-      buffer_.append(data);
-  }
-  void flush() {
-    if (buffer_.empty()) return;
-    write_all(fd_, buffer_);
-    written_ += buffer_.size();
-    buffer_.clear();
-    // Start the writeback of every full 8 MiB as it is written (sync_file_range(2),
-    // docs/platform.md), so the fsync before the rename has little left to do.
-    if (written_ - synced_ >= kWriteback) {
-      ::sync_file_range(fd_, 0, 0, SYNC_FILE_RANGE_WRITE); // the whole file's dirty pages; does not wait
-      synced_ = written_;
-    }
-  }
-  void discard() { buffer_.clear(); }
-
-private:
-  static constexpr std::size_t kBuffer = 1u << 20;
-  static constexpr std::uint64_t kWriteback = std::uint64_t{8} << 20;
-  int fd_;
-  std::string buffer_;
-  std::uint64_t written_ = 0; // bytes written through this sink
-  std::uint64_t synced_ = 0;  // written_ when writeback was last started
-};
 
 void fsync_directory(const fs::path& dir) {
   sys::UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -230,7 +186,7 @@ DownloadResult download_verified(const net::HttpClient& http, const DownloadRequ
   if (::lseek(fd.get(), static_cast<off_t>(offset), SEEK_SET) < 0)
     fail("cannot seek in " + partial.string() + ": " + errno_text(errno));
   result.resumed_from = offset;
-  FileSink sink(fd.get());
+  HashingFileSink sink(fd.get(), *hasher);
 
   const auto start = Clock::now();
   const auto deadline = start + request.deadline;
@@ -277,9 +233,9 @@ DownloadResult download_verified(const net::HttpClient& http, const DownloadRequ
     if (::ftruncate(fd.get(), 0) != 0 || ::lseek(fd.get(), 0, SEEK_SET) < 0)
       fail("cannot truncate " + partial.string() + ": " + errno_text(errno));
     offset = 0;
-    sink.discard();
     result.resumed_from = 0;
     hasher = std::make_unique<util::Sha256>();
+    sink.restart(*hasher);
   };
 
   while (!complete) {
@@ -321,12 +277,11 @@ DownloadResult download_verified(const net::HttpClient& http, const DownloadRequ
     req.on_body = [&](std::string_view chunk) {
       if (!local_error.empty() || (request.cancel && request.cancel->load())) return false;
       try {
-        sink.append(chunk);
+        sink.append(chunk); // hashed and written on the sink's thread
       } catch (const std::system_error& e) {
         local_error = "cannot write " + partial.string() + ": " + e.code().message();
         return false;
       }
-      hasher->update(chunk);
       offset += chunk.size();
       result.fetched += chunk.size();
       progress.update(offset, expected_total, result.fetched);

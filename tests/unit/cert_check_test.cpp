@@ -103,6 +103,31 @@ TEST_CASE("cert: garbage, swapped fields and encrypted keys are clear errors", "
     CHECK(e.message.find("PRIVATE KEY") == std::string::npos);
 }
 
+// The static binary links a lean OpenSSL (docs/static-build.md): the key kinds nginx
+// serves and operators use must still parse, match their certificate and be named.
+TEST_CASE("cert: RSA, EC P-256/P-384 and Ed25519 pairs all pass", "[cert]") {
+  TempDir dir;
+  CertFactory pki(dir);
+  const std::vector<std::pair<std::string, std::vector<std::string>>> kinds = {
+      {"rsa", {"-newkey", "rsa:3072"}},
+      {"p256", {"-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"}},
+      {"p384", {"-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:secp384r1"}},
+      {"ed25519", {"-newkey", "ed25519"}},
+  };
+  for (const auto& [name, newkey] : kinds) {
+    INFO(name);
+    const auto pair = pki.self_signed_with(name, "agent.example.com", newkey);
+    const auto check = kasm::check_certificate_pair(pair.cert, pair.key, {"agent.example.com"});
+    INFO(all(check.errors));
+    CHECK(check.errors.empty());
+    REQUIRE(check.leaf);
+    // A key from another pair of the same kind is still told apart.
+    const auto other = pki.self_signed_with(name + "-other", "agent.example.com", newkey);
+    const auto crossed = kasm::check_certificate_pair(pair.cert, other.key, {"agent.example.com"});
+    CHECK(mentions(crossed.errors, "nginx_key", "does not belong to the certificate"));
+  }
+}
+
 TEST_CASE("cert: chain order is checked", "[cert]") {
   TempDir dir;
   CertFactory pki(dir);

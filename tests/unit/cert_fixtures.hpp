@@ -7,6 +7,7 @@
 
 #include <fstream>
 #include <string>
+#include <vector>
 
 namespace kb::test {
 
@@ -24,6 +25,18 @@ public:
     const auto key = path(name + ".key"), crt = path(name + ".crt");
     must_run({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", crt, "-days",
               std::to_string(days), "-subj", "/CN=" + cn, "-addext", "subjectAltName=" + san});
+    return {read_file(crt), read_file(key)};
+  }
+
+  // Self-signed with a key of another kind, `newkey` being what `openssl req` takes after
+  // -x509: {"-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:secp384r1"}.
+  PemPair self_signed_with(const std::string& name, const std::string& cn, const std::vector<std::string>& newkey) {
+    const auto key = path(name + ".key"), crt = path(name + ".crt");
+    std::vector<std::string> argv = {"openssl", "req", "-x509"};
+    argv.insert(argv.end(), newkey.begin(), newkey.end());
+    argv.insert(argv.end(), {"-nodes", "-keyout", key, "-out", crt, "-days", "365", "-subj", "/CN=" + cn, "-addext",
+                             "subjectAltName=DNS:" + cn});
+    must_run(argv);
     return {read_file(crt), read_file(key)};
   }
 
