@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+kb_fake_started=$EPOCHREALTIME # first: the fake's own records below are not Kasm's time
 # Fake Kasm Workspaces install.sh for tests (agent role only). It follows Kasm's install.sh
 # 1.16.0 step by step as docs/kasm-installer.md §1-§2 describes it; every part names the
 # real behaviour it stands for. None of Kasm's code is in here. Every path the real one
@@ -22,7 +23,9 @@
 # Records, under $KASM_FAKE_ROOT/fake-installer/: runs (count), argv, env, cwd of the latest
 # run (argv one item per line), argv.N / env.N / cwd.N for run N, apt-config (a copy of
 # $APT_CONFIG), service-images (the -s FILE path), timing.N / timing ("start S" and "end S"
-# lines, `date +%s.%N`, so a benchmark can subtract the installer's own time).
+# lines in seconds since the epoch, so a benchmark can subtract the installer's own time:
+# the start is taken on the script's first line, before the fake's own bookkeeping, and
+# both come from bash's $EPOCHREALTIME, not a `date` process).
 
 # ---- Fake-only guards and records (no counterpart in the real installer) ----
 root="${KASM_FAKE_ROOT:-}"
@@ -35,9 +38,9 @@ rec="$root/fake-installer"
 mkdir -p "$rec"
 run=$(($(cat "$rec/runs" 2>/dev/null || echo 0) + 1))
 echo "$run" >"$rec/runs"
-echo "start $(date +%s.%N)" >"$rec/timing.$run"
+echo "start $kb_fake_started" >"$rec/timing.$run"
 cp "$rec/timing.$run" "$rec/timing"
-record_end() { echo "end $(date +%s.%N)" >>"$rec/timing.$run"; cp "$rec/timing.$run" "$rec/timing"; }
+record_end() { echo "end $EPOCHREALTIME" >>"$rec/timing.$run"; cp "$rec/timing.$run" "$rec/timing"; }
 trap record_end EXIT
 printf '%s\n' "$@" >"$rec/argv.$run"
 cp "$rec/argv.$run" "$rec/argv"
