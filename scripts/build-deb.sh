@@ -110,7 +110,10 @@ r="$x/root"
 
 # The packaged binary runs and is the static one.
 "$r/usr/bin/kasm-bootstrap" --version >/dev/null || fail "the packaged binary does not run"
-file -b "$r/usr/bin/kasm-bootstrap" | grep -q 'statically linked' || fail "the packaged binary is not static"
+kind="$(file -b "$r/usr/bin/kasm-bootstrap")"
+dynamic="$(readelf -dW "$r/usr/bin/kasm-bootstrap")"
+[[ "$kind" == *"static-pie linked"* || "$kind" == *"statically linked"* ]] || fail "the packaged binary is not static: $kind"
+if [[ "$dynamic" == *"(NEEDED)"* ]]; then fail "the packaged binary needs shared libraries"; fi
 for t in "${templates[@]}"; do
   cmp -s "$r/$tdir/$t.tmpl" "cloud-init/$t" || fail "packaged /$tdir/$t.tmpl differs from cloud-init/$t"
 done

@@ -3,7 +3,7 @@
 #   1. scripts/build-static-deps.sh (libcurl, libsystemd.a; Debian packages);
 #   2. cmake --preset static && cmake --build --preset static -j2;
 #   3. ctest --preset static (the test suite against the static build);
-#   4. `file` says statically linked and stripped, `ldd` says not dynamic;
+#   4. `file` says static(-pie) and stripped, readelf finds no interpreter and no NEEDED;
 #   5. in an empty chroot holding only the binary, a CA bundle and the example config:
 #      `kasm-bootstrap --version` and `kasm-bootstrap plan --config ... --root ...`.
 # Needs root (apt-get, chroot). Exit non-zero with a message naming the failed check.
@@ -44,10 +44,16 @@ fi
 step "binary checks: file, ldd, size"
 info="$(file -b "$bin")"
 printf '%s\n' "$info" >&2
-[[ "$info" == *"statically linked"* ]] || fail "file: $bin is not statically linked: $info"
+# A static PIE (CMakeLists.txt): `file` says "static-pie linked". Static means no program
+# interpreter and no shared library needed, which is what readelf is asked.
+[[ "$info" == *"static-pie linked"* || "$info" == *"statically linked"* ]] ||
+  fail "file: $bin is not statically linked: $info"
 [[ "$info" == *", stripped"* ]] || fail "file: $bin is not stripped: $info"
-ldd_out="$(ldd "$bin" 2>&1 || true)"
-[[ "$ldd_out" == *"not a dynamic executable"* ]] || fail "ldd: $bin is dynamic: $ldd_out"
+# Captured first: `readelf | grep -q` under pipefail can fail on SIGPIPE and hide a match.
+program_headers="$(readelf -lW "$bin")"
+dynamic="$(readelf -dW "$bin")"
+if [[ "$program_headers" == *INTERP* ]]; then fail "readelf: $bin asks for a program interpreter"; fi
+if [[ "$dynamic" == *"(NEEDED)"* ]]; then fail "readelf: $bin needs shared libraries: $dynamic"; fi
 size=$(stat -c %s "$bin")
 printf 'size: %s bytes (%s MiB)\n' "$size" "$(awk -v s="$size" 'BEGIN { printf "%.1f", s / 1048576 }')" >&2
 

@@ -2,13 +2,13 @@
 
 #include "kasm_bootstrap/error.hpp"
 #include "kasm_bootstrap/kasm/download_progress.hpp"
+#include "kasm_bootstrap/kasm/hashing_file_sink.hpp"
 #include "kasm_bootstrap/kasm/ranged_download.hpp"
 #include "kasm_bootstrap/system/disk_space.hpp"
 #include "kasm_bootstrap/system/unique_fd.hpp"
 #include "kasm_bootstrap/util/errno_text.hpp"
 #include "kasm_bootstrap/util/interruptible_sleep.hpp"
 #include "kasm_bootstrap/util/log.hpp"
-#include "kasm_bootstrap/kasm/hashing_file_sink.hpp"
 #include "kasm_bootstrap/util/sha256.hpp"
 
 #include <fcntl.h>
