@@ -13,7 +13,7 @@
 # Stages, in order (each builds from the clean tree; the budget is 25 min on 2 cores):
 #   dependencies   scripts/install-deps.sh --test (apt-get, waits for dpkg's lock)
 #   format         clang-format check of every tracked C++ file
-#   static deps    libcurl.a, libsystemd.a from Debian's source packages
+#   static deps    OpenSSL (lean), libcurl.a, libsystemd.a from Debian's source packages
 #   static build   the release binary and the unit tests (preset static: -Werror, unity)
 #   static tests   every ctest entry, unit and e2e, against the static binary, the
 #                  artifact that ships
