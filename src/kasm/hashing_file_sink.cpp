@@ -85,9 +85,12 @@ void HashingFileSink::flush() {
 }
 
 void HashingFileSink::restart(util::Sha256& hasher) {
-  std::lock_guard lock(mutex_);
+  std::unique_lock lock(mutex_);
   current_.clear();
   queue_.clear();
+  // The block in the worker's hands still goes into the old hasher and the file: wait for
+  // it, so the caller may cut the file and drop the old hasher as soon as this returns.
+  changed_.wait(lock, [this] { return !busy_; });
   hasher_ = &hasher;
   error_.store(0);
 }

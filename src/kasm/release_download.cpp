@@ -230,12 +230,15 @@ DownloadResult download_verified(const net::HttpClient& http, const DownloadRequ
   }
 
   auto restart_from_zero = [&] {
+    // The sink lets go of the old hasher (and drops what it had not written) before the
+    // file is cut and the old hasher goes.
+    auto fresh = std::make_unique<util::Sha256>();
+    sink.restart(*fresh);
+    hasher = std::move(fresh);
     if (::ftruncate(fd.get(), 0) != 0 || ::lseek(fd.get(), 0, SEEK_SET) < 0)
       fail("cannot truncate " + partial.string() + ": " + errno_text(errno));
     offset = 0;
     result.resumed_from = 0;
-    hasher = std::make_unique<util::Sha256>();
-    sink.restart(*hasher);
   };
 
   while (!complete) {

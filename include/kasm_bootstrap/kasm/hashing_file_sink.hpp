@@ -32,7 +32,9 @@ public:
   // Returns once every byte appended so far is hashed and written; throws
   // std::system_error (the write's errno) if one could not be written.
   void flush();
-  // After flush(): hash into another hasher from now on (a download starting over).
+  // A download starting over: drops what was not written yet, waits for the block being
+  // written, then hashes into `hasher` from the next append() on. The old hasher is free
+  // to go when this returns.
   void restart(util::Sha256& hasher);
 
   // Memory: at most kBlocksInFlight queued, one in the worker, one being filled (5 MiB).
