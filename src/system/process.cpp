@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -326,8 +327,8 @@ ProcessResult ProcessRunner::run(const Command& command, const std::atomic<bool>
   // so the run goes on the moment it ends instead of at the next tick. Without one (older
   // kernel, seccomp), the loop ticks every kTick and checks.
   const UniqueFd exit_fd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-  constexpr int kTickMs = 50; // also how soon a cancel or a deadline is noticed
-  auto read_available = [&] {
+  constexpr int kTickMs = 50;                  // also how soon a cancel or a deadline is noticed
+  auto read_available = [&]() -> std::size_t { // bytes read
     char buf[4096];
     const ssize_t n = ::read(read_end.get(), buf, sizeof buf);
     if (n > 0) {
@@ -337,19 +338,23 @@ ProcessResult ProcessRunner::run(const Command& command, const std::atomic<bool>
         emit(partial.substr(0, nl));
         partial.erase(0, nl + 1);
       }
-    } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-      pipe_open = false;
+      return static_cast<std::size_t>(n);
     }
+    if (n == 0 || (errno != EINTR && errno != EAGAIN)) pipe_open = false;
+    return 0;
   };
   for (;;) {
     if (!exited && child.try_reap(status)) exited = true;
     if (exited) {
       // Grandchildren may keep the pipe open after the child exits: take what is already
-      // written, then stop without waiting for them.
-      while (pipe_open) {
+      // written, then stop without waiting for them. At most one pipe's capacity: a
+      // grandchild that never stops writing (a daemon's log) must not keep us here.
+      const int capacity = ::fcntl(read_end.get(), F_GETPIPE_SZ);
+      std::size_t budget = capacity > 0 ? static_cast<std::size_t>(capacity) : std::size_t{1} << 20;
+      while (pipe_open && budget > 0) {
         pollfd pfd{read_end.get(), POLLIN, 0};
         if (::poll(&pfd, 1, 0) <= 0) break;
-        read_available();
+        budget -= std::min(budget, read_available());
       }
       break;
     }

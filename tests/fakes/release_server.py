@@ -64,9 +64,10 @@ def log(line):
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    # TCP_NODELAY on every connection, as nginx does by default (`tcp_nodelay on`;
-    # docs/platform.md, "Small HTTP answers and Nagle"). Without it, a reply written as
-    # headers then body waits for the client's delayed ACK: 40 ms on every request.
+    # TCP_NODELAY on every connection. Without it, a reply written as headers then body
+    # waits for the client's delayed ACK: 40 ms on every request. ASSUMPTION (labelled as
+    # one in docs/platform.md, "Small HTTP answers and Nagle"): the real server adds no
+    # such stall; nginx, in front of Kasm's manager, is documented not to.
     disable_nagle_algorithm = True
 
     def log_message(self, fmt, *a):  # the request log is ours (one line per request)

@@ -7,6 +7,7 @@
 #include "kasm_bootstrap/util/secret.hpp"
 #include "test_support.hpp"
 
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -118,6 +119,22 @@ TEST_CASE("child processes: output lines, exit status, stdin closed, deadline ki
     CHECK(said == std::vector<std::string>{"/dev/null", "no-input"});
     CHECK(w.exit_code == 9);
     CHECK_FALSE(w.timed_out);
+  }
+  SECTION("a grandchild that never stops writing to the pipe does not keep the run waiting") {
+    // The child leaves `yes` behind on the same stdout and exits 0: the runner takes what
+    // one pipe holds and returns. Before the drain was bounded this never returned (ctest's
+    // timeout would end it); nothing here measures a time.
+    TempDir tmp;
+    const auto pidfile = tmp.path() / "writer.pid";
+    sys::Command spill;
+    spill.argv = {"sh", "-c", "yes & echo $! > " + pidfile.string() + "; exit 0"};
+    spill.tail_lines = 3;
+    const auto s = runner.run(spill);
+    const auto writer = kb::test::read_file(pidfile);
+    REQUIRE_FALSE(writer.empty());
+    ::kill(std::stoi(writer), SIGKILL);
+    CHECK(s.exit_code == 0);
+    CHECK_FALSE(s.timed_out);
   }
   SECTION("the deadline stops the child and its own children") {
     TempDir tmp;
