@@ -6,7 +6,7 @@
 #   - libcurl, libsystemd and OpenSSL come from ${KB_STATIC_PREFIX}, built by
 #     scripts/build-static-deps.sh from Debian's own source packages (Debian's libcurl.a
 #     needs Kerberos/LDAP, which ship no .a; Debian ships no libsystemd.a at all; Debian's
-#     libcrypto.a has every algorithm and engine, 1.9 MB more binary: docs/static-build.md);
+#     libcrypto.a has every algorithm and engine, 1.3 MB more binary: docs/static-build.md);
 #   - c-ares, zlib, libarchive (+ libacl), libcap and yaml-cpp are Debian's .a
 #     files. curl's libcurl.pc and yaml-cpp's CMake config point at shared objects, so
 #     neither is used.
@@ -28,7 +28,7 @@ set(CMAKE_C_FLAGS_RELEASE "-O2 -DNDEBUG")
 set(CMAKE_CXX_FLAGS_RELEASE "-O2 -DNDEBUG")
 
 set(KB_STATIC_PREFIX "${PROJECT_SOURCE_DIR}/build/static-deps/prefix" CACHE PATH
-    "Prefix holding libcurl.a and libsystemd.a from scripts/build-static-deps.sh")
+    "Prefix holding libcurl.a, libsystemd.a, libssl.a and libcrypto.a from scripts/build-static-deps.sh")
 
 if(NOT EXISTS "${KB_STATIC_PREFIX}/lib/libcurl.a" OR NOT EXISTS "${KB_STATIC_PREFIX}/lib/libsystemd.a"
    OR NOT EXISTS "${KB_STATIC_PREFIX}/lib/libcrypto.a")

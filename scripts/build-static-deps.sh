@@ -3,12 +3,12 @@
 # needs but Debian ships no usable .a for (DESIGN.md §6):
 #
 #   libcurl     from Debian's own source package, HTTP/HTTPS + unix sockets only,
-#               OpenSSL (Debian's libssl.a), zlib, c-ares as resolver (no NSS at run time).
+#               the OpenSSL below, zlib, c-ares as resolver (no NSS at run time).
 #               Debian's own libcurl.a needs Kerberos/LDAP/libpsl/... which ship no .a.
 #   libsystemd  from Debian's systemd source package (libsystemd.a; link with -lcap).
 #   OpenSSL     from Debian's openssl source package, lean (no engines, no legacy or
-#               unused algorithms, split into sections): 1.9 MB less binary than
-#               Debian's libcrypto.a (docs/static-build.md).
+#               unused algorithms, split into sections): 1.3 MB less binary than
+#               Debian's libssl.a + libcrypto.a (docs/static-build.md).
 #
 # Everything else (libcares.a, libz.a, libarchive.a, libacl.a,
 # libcap.a, libyaml-cpp.a) comes straight from Debian -dev packages, which this script
@@ -145,6 +145,7 @@ ensure_deb_src() {
   apt_get update || die "apt-get update failed after adding deb-src entries"
   have_sources curl || die "still no source package for curl after adding deb-src entries"
   have_sources systemd || die "still no source package for systemd after adding deb-src entries"
+  have_sources openssl || die "still no source package for openssl after adding deb-src entries"
 }
 
 # Every version of source package $1 that apt knows, newest first.
