@@ -1,12 +1,38 @@
-# Ubuntu 22.04 AMI for Kasm Workspaces autoscaled Docker Agents, with kasm-bootstrap.
+# Ubuntu 22.04 or 24.04 AMIs (amd64 and arm64) for Kasm Workspaces autoscaled Docker
+# Agents, with kasm-bootstrap. One build, two sources sharing every provisioner:
+# amazon-ebs.ubuntu_amd64 and amazon-ebs.ubuntu_arm64 (Graviton); pick one with
+# `-only=amazon-ebs.ubuntu_amd64` (or ..._arm64). base_os chooses the Ubuntu release.
 #
 # Works with Debian's packer 1.6.6 (amazon-ebs built in) and Packer 1.7+ (after
 # `packer init packer/plugins`; see plugins/plugins.pkr.hcl for why that block lives
 # there). Build: see README.md.
 
 locals {
-  timestamp = regex_replace(timestamp(), "[- TZ:]", "")
-  deb_file  = var.deb_file != "" ? var.deb_file : "${path.root}/../build/static/kasm-bootstrap.deb"
+  timestamp      = regex_replace(timestamp(), "[- TZ:]", "")
+  deb_file       = var.deb_file != "" ? var.deb_file : "${path.root}/../build/static/kasm-bootstrap.deb"
+  deb_file_arm64 = var.deb_file_arm64 != "" ? var.deb_file_arm64 : "${path.root}/../build/static-arm64/kasm-bootstrap.deb"
+
+  # Canonical's AMI names per release and architecture (owner 099720109477). Noble's
+  # images are published under hvm-ssd-gp3, Jammy's under hvm-ssd.
+  base_os_names = {
+    "ubuntu-22.04" = "Ubuntu 22.04 (Jammy)"
+    "ubuntu-24.04" = "Ubuntu 24.04 (Noble)"
+  }
+  ami_filters = {
+    "ubuntu-22.04" = {
+      amd64 = "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-*"
+      arm64 = "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-arm64-server-*"
+    }
+    "ubuntu-24.04" = {
+      amd64 = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*"
+      arm64 = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-arm64-server-*"
+    }
+  }
+  source_ami_name_filter       = var.source_ami_name_filter != "" ? var.source_ami_name_filter : local.ami_filters[var.base_os].amd64
+  source_ami_name_filter_arm64 = var.source_ami_name_filter_arm64 != "" ? var.source_ami_name_filter_arm64 : local.ami_filters[var.base_os].arm64
+  ami_name_prefix              = var.ami_name_prefix != "" ? var.ami_name_prefix : "kasm-bootstrap-agent-${var.base_os}"
+  ami_name                     = "${local.ami_name_prefix}-${local.timestamp}"
+  ami_name_arm64               = "${local.ami_name_prefix}-arm64-${local.timestamp}"
 
   # The version the .deb carries (cmake/Packaging.cmake: the project VERSION), read from
   # this checkout's CMakeLists.txt unless given; provision.sh checks the installed package
@@ -37,31 +63,36 @@ locals {
   # On the AMI and its snapshot. {{ .SourceAMI }} and {{ .SourceAMIName }} are filled in by
   # the amazon-ebs builder (its tag template data), not by HCL.
   image_tags = {
-    Name                   = "${var.ami_name_prefix}-${local.timestamp}"
+    Name                   = local.ami_name
     kasm-bootstrap         = "true"
     kasm-bootstrap-version = local.kasm_bootstrap_version
     kasm-release-version   = local.release_version
     kasm-release-sha256    = lower(var.release_sha256)
-    base-os                = "ubuntu-22.04"
+    base-os                = var.base_os
+    architecture           = "x86_64"
     source-ami             = "{{ .SourceAMI }}"
     source-ami-name        = "{{ .SourceAMIName }}"
     baked                  = var.baked ? "true" : "false"
   }
+  image_tags_arm64 = merge(local.image_tags, {
+    Name         = local.ami_name_arm64
+    architecture = "arm64"
+  })
 }
 
-source "amazon-ebs" "ubuntu_jammy" {
+source "amazon-ebs" "ubuntu_amd64" {
   region                      = var.region
   instance_type               = var.instance_type
   subnet_id                   = var.subnet_id
   associate_public_ip_address = var.associate_public_ip_address
   ssh_username                = "ubuntu"
 
-  ami_name        = "${var.ami_name_prefix}-${local.timestamp}"
-  ami_description = "Ubuntu 22.04 with kasm-bootstrap for Kasm Workspaces Docker Agents"
+  ami_name        = local.ami_name
+  ami_description = "${local.base_os_names[var.base_os]} amd64 with kasm-bootstrap for Kasm Workspaces Docker Agents"
 
   source_ami_filter {
     filters = {
-      name                = var.source_ami_name_filter
+      name                = local.source_ami_name_filter
       root-device-type    = "ebs"
       virtualization-type = "hvm"
       architecture        = "x86_64"
@@ -94,11 +125,59 @@ source "amazon-ebs" "ubuntu_jammy" {
   }
 }
 
-build {
-  sources = ["source.amazon-ebs.ubuntu_jammy"]
+# The same image for Graviton (arm64): its own instance type, Canonical's arm64 AMI and
+# the arm64 .deb (deb_file_arm64); every provisioner below is shared.
+source "amazon-ebs" "ubuntu_arm64" {
+  region                      = var.region
+  instance_type               = var.instance_type_arm64
+  subnet_id                   = var.subnet_id
+  associate_public_ip_address = var.associate_public_ip_address
+  ssh_username                = "ubuntu"
 
+  ami_name        = local.ami_name_arm64
+  ami_description = "${local.base_os_names[var.base_os]} arm64 with kasm-bootstrap for Kasm Workspaces Docker Agents"
+
+  source_ami_filter {
+    filters = {
+      name                = local.source_ami_name_filter_arm64
+      root-device-type    = "ebs"
+      virtualization-type = "hvm"
+      architecture        = "arm64"
+    }
+    owners      = ["099720109477"] # Canonical
+    most_recent = true
+  }
+
+  launch_block_device_mappings {
+    device_name           = "/dev/sda1"
+    volume_size           = var.volume_size
+    volume_type           = "gp3"
+    iops                  = 3000 # gp3 baseline (packer 1.6.6 requires both set)
+    throughput            = 125
+    delete_on_termination = true
+  }
+
+  # IMDSv2: as for ubuntu_amd64 above.
+
+  tags          = local.image_tags_arm64
+  snapshot_tags = local.image_tags_arm64
+  run_tags = {
+    Name = "packer-kasm-bootstrap-build"
+  }
+}
+
+build {
+  sources = ["source.amazon-ebs.ubuntu_amd64", "source.amazon-ebs.ubuntu_arm64"]
+
+  # The .deb of the source's architecture (provision.sh checks that it matches the machine).
   provisioner "file" {
+    only        = ["amazon-ebs.ubuntu_amd64"]
     source      = local.deb_file
+    destination = "/tmp/kasm-bootstrap.deb"
+  }
+  provisioner "file" {
+    only        = ["amazon-ebs.ubuntu_arm64"]
+    source      = local.deb_file_arm64
     destination = "/tmp/kasm-bootstrap.deb"
   }
 
@@ -153,6 +232,7 @@ build {
       kasm_release_sha256    = lower(var.release_sha256)
       kasm_release_url       = var.release_url
       kasm_bootstrap_version = local.kasm_bootstrap_version
+      base_os                = var.base_os
       source_ami             = "${build.SourceAMI}"
       source_ami_name        = "${build.SourceAMIName}"
       baked                  = var.baked ? "true" : "false"

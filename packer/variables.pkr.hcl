@@ -9,7 +9,26 @@ variable "region" {
 variable "instance_type" {
   type        = string
   default     = "t3.small"
-  description = "Instance type of the temporary build instance."
+  description = "Instance type of the temporary amd64 (x86_64) build instance."
+}
+
+variable "instance_type_arm64" {
+  type        = string
+  default     = "t4g.medium"
+  description = "Instance type of the temporary arm64 build instance: a Graviton type (t4g, m7g, c7g ...)."
+}
+
+# Validation blocks work in Debian's packer 1.6.6 (see release_url below for what their
+# conditions may call).
+variable "base_os" {
+  type        = string
+  default     = "ubuntu-22.04"
+  description = "Base image: ubuntu-22.04 (Jammy) or ubuntu-24.04 (Noble), Canonical's latest AMI of that release; chooses the AMI name filters and the base-os tag."
+
+  validation {
+    condition     = var.base_os == "ubuntu-22.04" || var.base_os == "ubuntu-24.04"
+    error_message = "The base_os variable must be ubuntu-22.04 or ubuntu-24.04."
+  }
 }
 
 variable "subnet_id" {
@@ -32,20 +51,32 @@ variable "volume_size" {
 
 variable "ami_name_prefix" {
   type        = string
-  default     = "kasm-bootstrap-agent-ubuntu-22.04"
-  description = "AMI name prefix; a UTC timestamp is appended."
+  default     = ""
+  description = "AMI name prefix; a UTC timestamp is appended (the arm64 image also gets -arm64 before it). Empty = kasm-bootstrap-agent-<base_os>."
 }
 
 variable "source_ami_name_filter" {
   type        = string
-  default     = "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-*"
-  description = "Name filter for Canonical's Ubuntu 22.04 AMIs (owner 099720109477)."
+  default     = ""
+  description = "Name filter for the amd64 source AMI (owner 099720109477, Canonical); empty = from base_os: ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-* or ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*."
+}
+
+variable "source_ami_name_filter_arm64" {
+  type        = string
+  default     = ""
+  description = "Name filter for the arm64 source AMI (Canonical); empty = from base_os: ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-arm64-server-* or ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-arm64-server-*."
 }
 
 variable "deb_file" {
   type        = string
   default     = ""
-  description = "kasm-bootstrap .deb to install; empty = build/static/kasm-bootstrap.deb of this checkout (scripts/build-deb.sh)."
+  description = "kasm-bootstrap .deb (amd64) to install; empty = build/static/kasm-bootstrap.deb of this checkout (scripts/build-deb.sh)."
+}
+
+variable "deb_file_arm64" {
+  type        = string
+  default     = ""
+  description = "kasm-bootstrap .deb (arm64) for the arm64 image; empty = build/static-arm64/kasm-bootstrap.deb of this checkout."
 }
 
 # Validation blocks work in Debian's packer 1.6.6, but its validation conditions can call

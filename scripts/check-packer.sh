@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Offline checks of the Packer template in packer/ with Debian's packer (1.6.6, amazon-ebs
-# built in): `packer fmt -check`, `packer validate` for the default and the baked variant,
-# negative cases (a release_url that is not https://, a release_sha256 that is not 64 hex
-# digits: validate must fail naming the variable), what `packer console` evaluates (image
-# defaults with metrics_file, the tool and release versions of the tags), and `bash -n`
-# and shellcheck of the provisioning scripts. Installs packer with apt-get if missing.
+# built in): `packer fmt -check`, `packer validate` for the default (both sources, amd64
+# and arm64), the baked variant, base_os=ubuntu-24.04 and each source alone (`-only`: an
+# arm64-only build needs no amd64 .deb and the other way round), negative cases (a
+# release_url that is not https://, a release_sha256 that is not 64 hex digits, a base_os
+# other than ubuntu-22.04/24.04: validate must fail naming the variable), what `packer
+# console` evaluates (image defaults with metrics_file, the tool and release versions of
+# the tags, the Canonical AMI filter, name and tags per base_os and architecture), and
+# `bash -n` and shellcheck of the provisioning scripts. Installs packer with apt-get if missing.
 # Nothing talks to AWS: validate and console only parse and prepare the configuration.
 set -euo pipefail
 
@@ -36,20 +39,42 @@ done
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-# validate checks that the file provisioner's source exists: use the real package when
-# scripts/build-deb.sh has made it, else a placeholder.
+# validate checks that the file provisioners' sources exist: use the real packages when
+# they have been built, else placeholders.
 deb="$repo/build/static/kasm-bootstrap.deb"
 if [[ ! -f "$deb" ]]; then
   deb="$tmp/kasm-bootstrap.deb"
   : >"$deb"
 fi
+deb_arm64="$repo/build/static-arm64/kasm-bootstrap.deb"
+if [[ ! -f "$deb_arm64" ]]; then
+  deb_arm64="$tmp/kasm-bootstrap-arm64.deb"
+  : >"$deb_arm64"
+fi
 readonly good_url="https://kasm-static-content.s3.amazonaws.com/kasm_release_1.16.1.tar.gz"
 good_sha="$(printf '0%.0s' {1..64})"
 readonly good_sha
-base=(-var "deb_file=$deb")
+base=(-var "deb_file=$deb" -var "deb_file_arm64=$deb_arm64")
 common=("${base[@]}" -var "release_url=$good_url" -var "release_sha256=$good_sha")
-log "packer validate packer/ (defaults)"
+log "packer validate packer/ (defaults: ubuntu-22.04, amd64 and arm64)"
 packer validate "${common[@]}" packer/ || fail "packer validate packer/ (defaults)"
+log "packer validate packer/ (base_os=ubuntu-24.04)"
+packer validate "${common[@]}" -var base_os=ubuntu-24.04 packer/ || fail "packer validate packer/ (base_os=ubuntu-24.04)"
+# One source alone: the other architecture's .deb does not exist, and must not be needed.
+missing="$tmp/no-such.deb"
+only_common=(-var "release_url=$good_url" -var "release_sha256=$good_sha")
+log "packer validate -only=amazon-ebs.ubuntu_arm64 (base_os=ubuntu-24.04, instance_type_arm64=m7g.large, no amd64 .deb)"
+packer validate -only=amazon-ebs.ubuntu_arm64 "${only_common[@]}" -var "deb_file=$missing" -var "deb_file_arm64=$deb_arm64" \
+  -var base_os=ubuntu-24.04 -var instance_type_arm64=m7g.large packer/ || fail "packer validate -only=amazon-ebs.ubuntu_arm64"
+log "packer validate -only=amazon-ebs.ubuntu_amd64 (no arm64 .deb)"
+packer validate -only=amazon-ebs.ubuntu_amd64 "${only_common[@]}" -var "deb_file=$deb" -var "deb_file_arm64=$missing" \
+  packer/ || fail "packer validate -only=amazon-ebs.ubuntu_amd64"
+# ... while a build of both needs both.
+if out="$(packer validate "${only_common[@]}" -var "deb_file=$deb" -var "deb_file_arm64=$missing" packer/ 2>&1)"; then
+  fail "packer validate accepted a build of both sources without the arm64 .deb"
+fi
+grep -qF "$missing" <<<"$out" || fail "packer validate failed without naming the missing arm64 .deb: $out"
+log "  refused as it should: both sources, no arm64 .deb"
 log "packer validate packer/ (baked=true, prefetch_release=false, subnet_id set)"
 packer validate "${common[@]}" -var baked=true -var prefetch_release=false -var subnet_id=subnet-0123456789abcdef0 \
   -var region=eu-west-1 packer/ || fail "packer validate packer/ (baked variant)"
@@ -78,6 +103,13 @@ refused release_sha256 "$good_url" "$(printf 'g%.0s' {1..64})"
 refused release_sha256 "$good_url" "${good_sha:1}"
 refused release_sha256 "$good_url" "${good_sha}0"
 refused release_sha256 "$good_url" ""
+for bad in ubuntu-20.04 ubuntu-24.10 jammy ""; do
+  if out="$(packer validate "${common[@]}" -var "base_os=$bad" packer/ 2>&1)"; then
+    fail "packer validate accepted base_os='$bad'"
+  fi
+  grep -q "The base_os variable must" <<<"$out" || fail "packer validate failed without naming base_os: $out"
+  log "  refused as it should: base_os='$bad'"
+done
 
 # What the template computes: the image defaults, and the versions in the tags/manifest.
 console() { printf '%s\n' "$1" | packer console "${common[@]}" packer/ 2>&1; }
@@ -96,6 +128,36 @@ for want in '"kasm-bootstrap-version" = "'"$want_version"'"' '"kasm-release-vers
   grep -qF "$want" <<<"$tags" || fail "image_tags lacks $want: $tags"
 done
 log "packer console: kasm-bootstrap $want_version and Kasm 1.16.1 in the tags, metrics_file in the image defaults"
+
+# The Canonical AMI filter, the AMI name and the tags per base_os and architecture.
+console_os() { printf '%s\n' "$2" | packer console "${common[@]}" -var "base_os=$1" packer/ 2>&1; }
+expect() { # base_os expression wanted
+  local got
+  got="$(console_os "$1" "$2")"
+  [[ "$got" == "$3" ]] || fail "base_os=$1: $2 is '$got', not '$3'"
+}
+expect ubuntu-22.04 local.source_ami_name_filter "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-*"
+expect ubuntu-22.04 local.source_ami_name_filter_arm64 "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-arm64-server-*"
+expect ubuntu-24.04 local.source_ami_name_filter "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*"
+expect ubuntu-24.04 local.source_ami_name_filter_arm64 "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-arm64-server-*"
+expect ubuntu-24.04 local.ami_name_prefix "kasm-bootstrap-agent-ubuntu-24.04"
+expect ubuntu-22.04 local.ami_name_prefix "kasm-bootstrap-agent-ubuntu-22.04"
+got="$(printf '%s\n' local.source_ami_name_filter | packer console "${common[@]}" -var base_os=ubuntu-24.04 \
+  -var 'source_ami_name_filter=my/own-*' packer/ 2>&1)"
+[[ "$got" == "my/own-*" ]] || fail "source_ami_name_filter given is not used: '$got'"
+for os in ubuntu-22.04 ubuntu-24.04; do
+  tags="$(console_os "$os" local.image_tags)"
+  tags_arm64="$(console_os "$os" local.image_tags_arm64)"
+  grep -qF '"base-os" = "'"$os"'"' <<<"$tags" || fail "base_os=$os: image_tags lack base-os $os: $tags"
+  grep -qF '"base-os" = "'"$os"'"' <<<"$tags_arm64" || fail "base_os=$os: image_tags_arm64 lack base-os $os: $tags_arm64"
+  grep -qF '"architecture" = "x86_64"' <<<"$tags" || fail "image_tags lack architecture x86_64: $tags"
+  grep -qF '"architecture" = "arm64"' <<<"$tags_arm64" || fail "image_tags_arm64 lack architecture arm64: $tags_arm64"
+  grep -qE '"Name" = "kasm-bootstrap-agent-'"$os"'-arm64-[0-9]+"' <<<"$tags_arm64" ||
+    fail "image_tags_arm64 Name is not kasm-bootstrap-agent-$os-arm64-<timestamp>: $tags_arm64"
+  grep -qF '"kasm-release-version" = "1.16.1"' <<<"$tags_arm64" || fail "image_tags_arm64 lost the shared tags: $tags_arm64"
+done
+grep -q 'architecture *= "arm64"' packer/kasm-bootstrap.pkr.hcl || fail "no arm64 architecture filter in the arm64 source"
+log "packer console: AMI filters, names and tags for ubuntu-22.04 and ubuntu-24.04, amd64 and arm64"
 
 log "bash -n packer/scripts/*.sh"
 for s in packer/scripts/*.sh; do

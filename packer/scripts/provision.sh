@@ -1,6 +1,7 @@
 #!/bin/bash
-# Runs as root on the Packer build instance (Ubuntu 22.04). Installs kasm-bootstrap,
-# writes the image defaults, enables the units and pre-fetches the Kasm release.
+# Runs as root on the Packer build instance (Ubuntu 22.04 or 24.04, amd64 or arm64).
+# Installs kasm-bootstrap, writes the image defaults, enables the units and pre-fetches
+# the Kasm release.
 # Inputs (environment, set by kasm-bootstrap.pkr.hcl): KB_DEB, KB_IMAGE_DEFAULTS (JSON),
 # KB_RELEASE_URL, KB_RELEASE_SHA256, KB_CACHE_DIR, KB_PREFETCH (true|false),
 # KB_TOOL_VERSION (the kasm-bootstrap version the AMI is tagged with), KB_METRICS_FILE
@@ -23,7 +24,14 @@ cloud-init status --wait >/dev/null 2>&1 || log "cloud-init status --wait return
 export DEBIAN_FRONTEND=noninteractive
 apt_get() { apt-get -q -o DPkg::Lock::Timeout=600 "$@"; }
 
-log "installing $KB_DEB"
+# The amd64 and the arm64 image each get their own .deb (deb_file, deb_file_arm64): refuse
+# the other one by name rather than let dpkg fail on it halfway.
+machine_arch="$(dpkg --print-architecture)"
+deb_arch="$(dpkg-deb -f "$KB_DEB" Architecture 2>/dev/null)" || die "$KB_DEB is not a .deb (dpkg-deb cannot read it)"
+[ "$deb_arch" = "$machine_arch" ] || [ "$deb_arch" = all ] ||
+  die "$KB_DEB is for $deb_arch, this build instance is $machine_arch: set deb_file (amd64) or deb_file_arm64 (arm64) to the package of that architecture"
+
+log "installing $KB_DEB ($deb_arch)"
 apt_get install -y --no-install-recommends "$KB_DEB"
 kasm-bootstrap --version
 # The AMI's tags and the manifest name KB_TOOL_VERSION: it must be what was installed.
