@@ -33,6 +33,14 @@ API (everything needs root, `ip netns`, `tc`, docker.io, busybox-static, openssl
         w.metadata_rules(), w.remove_metadata_block()   # the instance's DOCKER-USER chain
         case.leaks()                         # places where the token or nginx key appear
 
+The binary can run through a wrapper: World(binary, wrapper=[...]) (or the environment
+variable KB_E2E_BINARY_WRAPPER, shell words) is the command that replaces the binary's path
+in every command world.py runs (case.run, case.command; w.binary_argv), so
+`ip netns exec NS <binary> run ...` becomes `ip netns exec NS <wrapper...> run ...`, e.g.
+wrapper=["strace", "-f", "-o", "/tmp/trace", binary]. The wrapper must end up running the
+binary; `binary` still names the host file. A wrapper that needs the world's directory sets
+w.binary_argv after w.start() (tests/e2e/test_chroot.py: the binary inside a chroot).
+
 A run can be interrupted: case.run(signal_when=(predicate, signal.SIGKILL)) sends the
 signal to the binary once predicate(case) is true. w.stop() (also run at exit and on
 SIGTERM/SIGINT) removes servers, namespaces, dockerd, qdiscs, mounts and swap it made
@@ -44,6 +52,7 @@ import atexit
 import json
 import os
 import select
+import shlex
 import shutil
 import signal
 import socket
@@ -293,7 +302,7 @@ class Case:
             json.dump(self.config, f)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KASM_BOOTSTRAP_", "KASM_FAKE_"))}
         start = time.monotonic()
-        r = subprocess.run(["ip", "netns", "exec", self.world.instance, self.world.binary, subcommand, "--root",
+        r = subprocess.run(["ip", "netns", "exec", self.world.instance, *self.world.binary_argv, subcommand, "--root",
                             self.root, "--config", cfg, *extra], capture_output=True, text=True, env=env,
                            timeout=timeout)
         return Result(r.returncode, r.stdout, r.stderr, [], time.monotonic() - start)
@@ -349,7 +358,7 @@ class Case:
         listener.start()
         env = self.script_env()
         env["NOTIFY_SOCKET"] = notify_path
-        cmd = ["ip", "netns", "exec", self.world.instance, self.world.binary, "run", "--root", self.root]
+        cmd = ["ip", "netns", "exec", self.world.instance, *self.world.binary_argv, "run", "--root", self.root]
         if config:
             cmd += ["--config", cfg]
         cmd += list(extra)
@@ -440,8 +449,12 @@ class Case:
 
 
 class World:
-    def __init__(self, binary, pad_bytes=2 << 20):
+    def __init__(self, binary, pad_bytes=2 << 20, wrapper=None):
         self.binary = os.path.abspath(binary)
+        # What runs the binary (module docstring): the wrapper when one is given, else the binary.
+        if wrapper is None:
+            wrapper = shlex.split(os.environ.get("KB_E2E_BINARY_WRAPPER", ""))
+        self.binary_argv = list(wrapper) or [self.binary]
         self.pad_bytes = pad_bytes
         self.tag = f"kbe2e{os.getpid() % 100000}"
         self.instance, self.aws = self.tag + "i", self.tag + "a"
