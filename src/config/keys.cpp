@@ -49,8 +49,8 @@ const std::array kKeys = {
             .kind = kIpAddress},
     KeySpec{.name = "address_sources",
             .field = &Config::address_sources,
-            .help = "detection chain: auto, aws-imds, aws-imds-public, gcp, azure, oci, digitalocean, route, "
-                    "interface:NAME, first-global",
+            .help = "detection chain: auto, aws-imds, aws-imds-public, gcp, gcp-public, azure, azure-public, oci, "
+                    "digitalocean, openstack, openstack-public, route, interface:NAME, first-global",
             .kind = kList},
     KeySpec{
         .name = "imds_endpoint", .field = &Config::imds_endpoint, .help = "metadata service base URL", .kind = kUrl},

@@ -104,8 +104,9 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
 }
 
 bool is_address_source(std::string_view source) {
-  static constexpr std::array kSources = {"auto", "aws-imds",     "aws-imds-public", "gcp",         "azure",
-                                          "oci",  "digitalocean", "route",           "first-global"};
+  static constexpr std::array kSources = {
+      "auto",         "aws-imds",  "aws-imds-public",  "gcp",   "gcp-public",  "azure", "azure-public", "oci",
+      "digitalocean", "openstack", "openstack-public", "route", "first-global"};
   if (source.rfind("interface:", 0) == 0) return source.size() > 10;
   return std::find(kSources.begin(), kSources.end(), source) != kSources.end();
 }
@@ -180,7 +181,8 @@ void validate(LoadedConfig& loaded, Purpose purpose) {
     if (!is_address_source(source))
       check.problem("address_sources",
                     "unknown source '" + util::quote_for_message(source) +
-                        "'; known: auto, aws-imds, aws-imds-public, gcp, azure, oci, digitalocean, route, "
+                        "'; known: auto, aws-imds, aws-imds-public, gcp, gcp-public, azure, azure-public, oci, "
+                        "digitalocean, openstack, openstack-public, route, "
                         "interface:NAME, first-global");
 
   if (const auto scheme = url_scheme(c.imds_endpoint); scheme != "http" && scheme != "https")

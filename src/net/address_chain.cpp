@@ -30,7 +30,11 @@ std::string ask(const std::string& source, Services& services) {
     return source == "aws-imds" ? services.aws->private_address() : services.aws->public_address();
   }
   if (source == "gcp") return gcp_address(services.client);
+  if (source == "gcp-public") return gcp_public_address(services.client);
   if (source == "azure") return azure_address(services.client);
+  if (source == "azure-public") return azure_public_address(services.client);
+  if (source == "openstack") return openstack_address(services.client);
+  if (source == "openstack-public") return openstack_public_address(services.client);
   if (source == "oci") return oci_address(services.client);
   if (source == "digitalocean") return digitalocean_address(services.client);
   if (source == "route") return route_source_address();
@@ -41,8 +45,9 @@ std::string ask(const std::string& source, Services& services) {
 
 Cloud cloud_of_source(std::string_view source) {
   if (source == "aws-imds" || source == "aws-imds-public") return Cloud::kAws;
-  if (source == "gcp") return Cloud::kGcp;
-  if (source == "azure") return Cloud::kAzure;
+  if (source == "gcp" || source == "gcp-public") return Cloud::kGcp;
+  if (source == "azure" || source == "azure-public") return Cloud::kAzure;
+  if (source == "openstack" || source == "openstack-public") return Cloud::kOpenStack;
   if (source == "oci") return Cloud::kOci;
   if (source == "digitalocean") return Cloud::kDigitalOcean;
   return Cloud::kUnknown;

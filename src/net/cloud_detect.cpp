@@ -55,6 +55,21 @@ constexpr std::array kRules = {
     Rule{"sys_vendor", Rule::kEquals, "microsoft corporation", Cloud::kAzure},
     Rule{"chassis_asset_tag", Rule::kEquals, "oraclecloud.com", Cloud::kOci},
     Rule{"sys_vendor", Rule::kEquals, "digitalocean", Cloud::kDigitalOcean},
+    // cloud-init's ds-identify (dscheck_OpenStack) and DataSourceOpenStack: the product
+    // names Nova sets, and the asset tags of OpenStack clouds that change them; Nova's
+    // default manufacturer (nova/version.py). docs/platform.md, "Cloud metadata services".
+    Rule{"product_name", Rule::kEquals, "openstack nova", Cloud::kOpenStack},
+    Rule{"product_name", Rule::kEquals, "openstack compute", Cloud::kOpenStack},
+    Rule{"chassis_asset_tag", Rule::kEquals, "opentelekomcloud", Cloud::kOpenStack},
+    Rule{"chassis_asset_tag", Rule::kEquals, "sap ccloud vm", Cloud::kOpenStack},
+    Rule{"chassis_asset_tag", Rule::kEquals, "huaweicloud", Cloud::kOpenStack},
+    Rule{"chassis_asset_tag", Rule::kEquals, "openstack nova", Cloud::kOpenStack},
+    Rule{"chassis_asset_tag", Rule::kEquals, "openstack compute", Cloud::kOpenStack},
+    Rule{"sys_vendor", Rule::kEquals, "openstack foundation", Cloud::kOpenStack},
+    // KubeVirt's SMBIOS defaults (manufacturer and family "KubeVirt", product "None");
+    // the cluster's KubeVirt resource can change them.
+    Rule{"sys_vendor", Rule::kEquals, "kubevirt", Cloud::kKubeVirt},
+    Rule{"product_family", Rule::kEquals, "kubevirt", Cloud::kKubeVirt},
 };
 
 bool matches(const Rule& rule, const std::string& value) {
@@ -76,6 +91,8 @@ std::string_view cloud_name(Cloud cloud) {
   case Cloud::kAzure: return "azure";
   case Cloud::kOci: return "oci";
   case Cloud::kDigitalOcean: return "digitalocean";
+  case Cloud::kOpenStack: return "openstack";
+  case Cloud::kKubeVirt: return "kubevirt";
   case Cloud::kUnknown: break;
   }
   return "unknown";
@@ -83,7 +100,7 @@ std::string_view cloud_name(Cloud cloud) {
 
 std::string_view cloud_metadata_source(Cloud cloud) {
   if (cloud == Cloud::kAws) return "aws-imds";
-  if (cloud == Cloud::kUnknown) return {};
+  if (cloud == Cloud::kUnknown || cloud == Cloud::kKubeVirt) return {};
   return cloud_name(cloud);
 }
 

@@ -9,13 +9,15 @@
 
 namespace kb::net {
 
-enum class Cloud { kUnknown, kAws, kGcp, kAzure, kOci, kDigitalOcean };
+// kKubeVirt (and Harvester on it) has no metadata address service: its address comes from
+// the local sources (route, interface).
+enum class Cloud { kUnknown, kAws, kGcp, kAzure, kOci, kDigitalOcean, kOpenStack, kKubeVirt };
 
 // "aws", "gcp", ...: the same spelling as the metadata source of that cloud in
 // address_sources ("unknown" for kUnknown).
 std::string_view cloud_name(Cloud cloud);
-// The address source that asks this cloud's metadata service ("aws-imds", "gcp", ...);
-// empty for kUnknown.
+// The address source that asks this cloud's metadata service for its private address
+// ("aws-imds", "gcp", "openstack", ...); empty for kUnknown and kKubeVirt.
 std::string_view cloud_metadata_source(Cloud cloud);
 
 struct CloudDetection {
