@@ -6,11 +6,12 @@
 # Contents:
 #   /usr/bin/kasm-bootstrap                       the binary (install rule in CMakeLists.txt)
 #   /lib/systemd/system/kasm-bootstrap*.{service,timer}
-#   /usr/share/kasm-bootstrap/templates/<generation>/startup-script.sh.tmpl,
-#   /usr/share/kasm-bootstrap/templates/<generation>/startup-cloud-config.yaml.tmpl
+#   /usr/share/kasm-bootstrap/templates/[<provider>/]<generation>/startup-script.sh.tmpl,
+#   /usr/share/kasm-bootstrap/templates/[<provider>/]<generation>/startup-cloud-config.yaml.tmpl
 #                                                  templates for Kasm's "Startup Script" field,
-#                                                  one directory per Kasm generation
-#                                                  (kasm-1.15-1.16, kasm-1.17-1.18: cloud-init/);
+#                                                  one directory per provider and Kasm
+#                                                  generation, as in cloud-init/ (AWS at the
+#                                                  top: docs/providers.md);
 #                                                  Python str.format templates, data, not
 #                                                  scripts: Kasm renders them, bash never
 #                                                  sees them as shipped (hence .tmpl)
@@ -40,16 +41,21 @@ install(FILES
   DESTINATION ${KB_SYSTEMD_UNIT_DIR}
   PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
 
-# One directory per Kasm generation: Kasm renders a different set of variables up to
-# 1.16 and from 1.17 (cloud-init/generate.py writes them; scripts/build-deb.sh checks them).
+# One directory per provider and Kasm generation, as in cloud-init/ (AWS at the top,
+# kasm-1.15-1.16/ and kasm-1.17-1.18/; azure/, gcp/, oci/, digitalocean/, kubevirt/ with
+# their own): Kasm renders a different set of variables up to 1.16 and from 1.17
+# (cloud-init/generate.py writes them; scripts/build-deb.sh checks them).
 # Renamed to .tmpl: they are str.format templates (`{{`/`}}` for braces), not runnable.
-foreach(generation IN ITEMS kasm-1.15-1.16 kasm-1.17-1.18)
-  foreach(template IN ITEMS startup-script.sh startup-cloud-config.yaml)
-    install(FILES ${PROJECT_SOURCE_DIR}/cloud-init/${generation}/${template}
-      DESTINATION share/kasm-bootstrap/templates/${generation}
-      RENAME ${template}.tmpl
-      PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
-  endforeach()
+file(GLOB_RECURSE KB_TEMPLATES RELATIVE ${PROJECT_SOURCE_DIR}/cloud-init
+  ${PROJECT_SOURCE_DIR}/cloud-init/*/startup-script.sh
+  ${PROJECT_SOURCE_DIR}/cloud-init/*/startup-cloud-config.yaml)
+foreach(template IN LISTS KB_TEMPLATES)
+  get_filename_component(template_dir ${template} DIRECTORY)
+  get_filename_component(template_name ${template} NAME)
+  install(FILES ${PROJECT_SOURCE_DIR}/cloud-init/${template}
+    DESTINATION share/kasm-bootstrap/templates/${template_dir}
+    RENAME ${template_name}.tmpl
+    PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
 endforeach()
 
 install(FILES ${PROJECT_SOURCE_DIR}/examples/agent.json
@@ -157,6 +163,13 @@ string(CONCAT CPACK_DEBIAN_PACKAGE_DESCRIPTION
   "units.")
 # Static binary: no shared library dependencies to compute, and no Depends.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS OFF)
+# The binary's architecture, not the building machine's (CPack would ask dpkg, which says
+# amd64 in the arm64 cross build, preset static-arm64).
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(aarch64|arm64)$")
+  set(CPACK_DEBIAN_PACKAGE_ARCHITECTURE arm64)
+elseif(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
+  set(CPACK_DEBIAN_PACKAGE_ARCHITECTURE amd64)
+endif()
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "ca-certificates, cloud-init")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
   "${PROJECT_SOURCE_DIR}/cmake/deb/postinst;${PROJECT_SOURCE_DIR}/cmake/deb/prerm;${PROJECT_SOURCE_DIR}/cmake/deb/postrm;${PROJECT_SOURCE_DIR}/cmake/deb/conffiles")

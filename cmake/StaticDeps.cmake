@@ -57,7 +57,9 @@ kb_static_archive(KB_A_Z z)
 kb_static_archive(KB_A_ARCHIVE archive)
 kb_static_archive(KB_A_ACL acl)
 kb_static_archive(KB_A_CAP cap)
-kb_static_archive(KB_A_YAMLCPP yaml-cpp)
+# yaml-cpp: the prefix's copy first (a cross build unpacks the target's there:
+# scripts/build-static-deps.sh, step 6), else Debian's.
+kb_static_archive(KB_A_YAMLCPP yaml-cpp HINTS "${KB_STATIC_PREFIX}/lib")
 
 add_library(kb_third_party INTERFACE)
 

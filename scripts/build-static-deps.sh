@@ -17,24 +17,51 @@
 # Idempotent: a library whose stamp (source version + build options) matches is skipped.
 # Needs root (or sudo) for apt-get. Safe to run concurrently (flock).
 #
-#   scripts/build-static-deps.sh            build what is missing
-#   scripts/build-static-deps.sh --force    rebuild both libraries
+#   scripts/build-static-deps.sh                build what is missing (x86_64)
+#   scripts/build-static-deps.sh --arch arm64   the same for aarch64, cross-compiled with
+#                                               crossbuild-essential-arm64 and Debian's
+#                                               :arm64 -dev packages (docs/static-build.md)
+#   scripts/build-static-deps.sh --force        rebuild every library
 #
-# Environment: KB_STATIC_DEPS_DIR (default <repo>/build/static-deps), KB_JOBS (default 2).
+# Environment: KB_STATIC_DEPS_DIR (default <repo>/build/static-deps, and
+# <repo>/build/static-deps-arm64 for --arch arm64), KB_JOBS (default 2).
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly repo
-readonly deps="${KB_STATIC_DEPS_DIR:-$repo/build/static-deps}"
-readonly prefix="$deps/prefix"
 readonly jobs="${KB_JOBS:-2}"
 force=0
-case "${1:-}" in
-  --force) force=1 ;;
-  "") ;;
-  -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
-  *) echo "build-static-deps: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+arch=amd64
+while (($#)); do
+  case "$1" in
+    --force) force=1 ;;
+    --arch)
+      [[ $# -ge 2 ]] || { echo "build-static-deps: --arch needs a value (amd64 or arm64)" >&2; exit 2; }
+      arch=$2
+      shift
+      ;;
+    -h | --help) sed -n '2,26p' "$0"; exit 0 ;;
+    *) echo "build-static-deps: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+# What differs per target: Debian's multiarch triplet, OpenSSL's Configure target, the
+# dpkg architecture suffix of the -dev packages. arm64 is a cross build: the compilers
+# are aarch64-linux-gnu-*, curl gets --host, systemd a meson cross file.
+case "$arch" in
+  amd64)
+    readonly triplet=x86_64-linux-gnu openssl_target=linux-x86_64 cross=0 pkg_suffix=""
+    default_deps="$repo/build/static-deps"
+    ;;
+  arm64)
+    readonly triplet=aarch64-linux-gnu openssl_target=linux-aarch64 cross=1 pkg_suffix=":arm64"
+    default_deps="$repo/build/static-deps-arm64"
+    ;;
+  *) echo "build-static-deps: --arch '$arch' is not supported (amd64 or arm64)" >&2; exit 2 ;;
 esac
+readonly deps="${KB_STATIC_DEPS_DIR:-$default_deps}"
+readonly prefix="$deps/prefix"
 
 t_start=$(date +%s)
 log() { printf '[build-static-deps +%3ss] %s\n' "$(($(date +%s) - t_start))" "$*" >&2; }
@@ -56,13 +83,28 @@ apt_get() {
 # 1. Packages: toolchain, the Debian .a files we link as they are, and build deps of the
 #    two source builds (curl uses its shipped configure; systemd needs meson/gperf/jinja2).
 # ---------------------------------------------------------------------------------------
+# Libraries linked into the binary (and libmount, which systemd's meson setup looks for)
+# come in the target's architecture; the build tools and header-only libraries are the
+# machine's own.
+# libyaml-cpp-dev is not Multi-Arch: same (installing its :arm64 removes the machine's),
+# so a cross build takes its .a out of the package file instead (build_yaml_cpp_cross).
+target_libs=(zlib1g-dev libc-ares-dev libarchive-dev libacl1-dev libcap-dev libmount-dev)
 pkgs=(
   build-essential dpkg-dev patch pkg-config cmake ninja-build file ca-certificates
-  libssl-dev zlib1g-dev libc-ares-dev
-  libarchive-dev libacl1-dev libyaml-cpp-dev
-  libcap-dev meson gperf libmount-dev python3-jinja2
+  libssl-dev meson gperf python3-jinja2 libyaml-cpp-dev
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev catch2
+  "${target_libs[@]/%/$pkg_suffix}"
 )
+if ((cross)); then
+  # qemu-user-static runs the aarch64 tests (the CTest emulator, binfmt for the e2e
+  # suites); spdlog/fmt are header-only here (SPDLOG_FMT_EXTERNAL + fmt compiled in
+  # src/util/fmt_library.cpp), so the machine's headers serve both architectures.
+  pkgs+=(crossbuild-essential-arm64 qemu-user-static)
+  if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    log "adding the arm64 architecture to dpkg (dpkg --add-architecture arm64)"
+    "${sudo_cmd[@]}" dpkg --add-architecture arm64
+  fi
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -73,6 +115,27 @@ if ((${#missing[@]})); then
   apt_get install -y --no-install-recommends "${missing[@]}" || die "apt-get install ${missing[*]} failed"
 else
   log "all ${#pkgs[@]} packages present"
+fi
+
+# The aarch64 tests need a qemu-aarch64 that emulates openat2(2), the syscall behind the
+# root boundary (src/system/root_fs.cpp): bookworm's QEMU 7.2 answers ENOSYS, the 10.0 of
+# bookworm-backports implements it (both measured here: docs/static-build.md, "arm64").
+qemu_major() { qemu-aarch64-static --version 2>/dev/null | sed -n 's/^qemu-aarch64 version \([0-9]*\)\..*/\1/p'; }
+if ((cross)) && (($(qemu_major || echo 0) < 10)); then
+  # shellcheck disable=SC1091
+  codename="$(. /etc/os-release && echo "${VERSION_CODENAME:-}")"
+  [[ "$codename" == bookworm ]] ||
+    die "qemu-aarch64-static $(qemu_major) cannot emulate openat2; install QEMU 10 or newer (found on $codename)"
+  log "qemu-aarch64-static $(qemu_major) lacks openat2: installing qemu-user-static from bookworm-backports"
+  backports="$(mktemp)"
+  printf '%s\n' "Types: deb" "URIs: http://deb.debian.org/debian" "Suites: bookworm-backports" "Components: main" \
+    "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" >"$backports"
+  "${sudo_cmd[@]}" install -m 0644 "$backports" /etc/apt/sources.list.d/kasm-bootstrap-backports.sources
+  rm -f "$backports"
+  apt_get update || die "apt-get update failed after adding bookworm-backports"
+  apt_get install -y --no-install-recommends -t bookworm-backports qemu-user-static ||
+    die "apt-get install -t bookworm-backports qemu-user-static failed"
+  (($(qemu_major || echo 0) >= 10)) || die "qemu-aarch64-static is still $(qemu_major) after the backports install"
 fi
 
 mkdir -p "$deps/src" "$deps/build" "$prefix/lib" "$prefix/include"
@@ -97,7 +160,10 @@ ensure_deb_src() {
   tmp_sources="$(mktemp)"
   tmp_list="$(mktemp)"
   for f in /etc/apt/sources.list.d/*.sources; do
-    [[ -f "$f" && "$(basename "$f")" != kasm-bootstrap-deb-src.sources ]] || continue
+    # Not our own files: the deb-src entries themselves, and bookworm-backports (there only
+    # for qemu-user-static, --arch arm64; its sources must not change what is built).
+    case "$(basename "$f")" in kasm-bootstrap-deb-src.sources | kasm-bootstrap-backports.sources) continue ;; esac
+    [[ -f "$f" ]] || continue
     awk -v codename="$codename" '
       BEGIN { RS = ""; FS = "\n" }
       {
@@ -235,8 +301,10 @@ build_openssl() {
   rm -rf "$bdir"
   mkdir -p "$bdir"
   log "openssl $version: Configure (lean: ${#openssl_options[@]} options)"
-  (cd "$bdir" && "$dir/Configure" linux-x86_64 --prefix="$prefix" --libdir=lib --openssldir=/usr/lib/ssl \
-    "${openssl_options[@]}" -O2 -g0 -ffunction-sections -fdata-sections >configure.log 2>&1) ||
+  local cross_opt=()
+  ((cross)) && cross_opt=(--cross-compile-prefix="$triplet-")
+  (cd "$bdir" && "$dir/Configure" "$openssl_target" "${cross_opt[@]}" --prefix="$prefix" --libdir=lib \
+    --openssldir=/usr/lib/ssl "${openssl_options[@]}" -O2 -g0 -ffunction-sections -fdata-sections >configure.log 2>&1) ||
     { tail -n 30 "$bdir/configure.log" >&2; die "openssl Configure failed (log: $bdir/configure.log)"; }
   log "openssl: make -j$jobs build_libs"
   make -C "$bdir" -j"$jobs" build_libs >"$bdir/make.log" 2>&1 ||
@@ -301,7 +369,10 @@ build_curl() {
   rm -rf "$bdir"
   mkdir -p "$bdir"
   log "curl $version: configure (HTTP/HTTPS + unix sockets, OpenSSL, c-ares, zlib)"
-  (cd "$bdir" && "$dir/configure" --prefix="$prefix" "${curl_options[@]}" \
+  local host_opt=()
+  # Cross: the target's .pc files only (c-ares, zlib), never the machine's.
+  ((cross)) && host_opt=(--host="$triplet" PKG_CONFIG_LIBDIR="/usr/lib/$triplet/pkgconfig:/usr/share/pkgconfig")
+  (cd "$bdir" && "$dir/configure" --prefix="$prefix" "${curl_options[@]}" "${host_opt[@]}" \
     CFLAGS="-O2 -g0 -ffunction-sections -fdata-sections" >configure.log 2>&1) ||
     { tail -n 30 "$bdir/config.log" >&2; die "curl configure failed (log: $bdir/config.log)"; }
   log "curl: make -j$jobs (library only)"
@@ -346,8 +417,32 @@ build_systemd() {
   fi
   bdir="$deps/build/systemd"
   rm -rf "$bdir"
-  log "systemd $version: meson setup ${systemd_options[*]}"
-  meson setup "$bdir" "$dir" "${systemd_options[@]}" >"$deps/build/systemd-meson.log" 2>&1 ||
+  local cross_file=()
+  if ((cross)); then
+    # meson's cross file: the target's compilers; the machine's pkg-config reading only
+    # the target's .pc files (bookworm has no aarch64-linux-gnu-pkg-config wrapper).
+    mkdir -p "$deps/build"
+    cat >"$deps/build/meson-cross-$arch.ini" <<EOF_CROSS
+[binaries]
+c = '$triplet-gcc'
+cpp = '$triplet-g++'
+ar = '$triplet-ar'
+strip = '$triplet-strip'
+pkgconfig = 'pkg-config'
+
+[properties]
+pkg_config_libdir = ['/usr/lib/$triplet/pkgconfig', '/usr/share/pkgconfig']
+
+[host_machine]
+system = 'linux'
+cpu_family = 'aarch64'
+cpu = 'aarch64'
+endian = 'little'
+EOF_CROSS
+    cross_file=(--cross-file "$deps/build/meson-cross-$arch.ini")
+  fi
+  log "systemd $version: meson setup ${systemd_options[*]} ${cross_file[*]}"
+  meson setup "$bdir" "$dir" "${systemd_options[@]}" "${cross_file[@]}" >"$deps/build/systemd-meson.log" 2>&1 ||
     { tail -n 30 "$deps/build/systemd-meson.log" >&2; die "meson setup of systemd failed (log: $deps/build/systemd-meson.log)"; }
   # version.h must be named too, or the static target fails on a clean tree.
   log "systemd: ninja -j$jobs version.h libsystemd.a"
@@ -367,15 +462,46 @@ build_systemd() {
   log "systemd $version: installed $prefix/lib/libsystemd.a ($(du -k "$prefix/lib/libsystemd.a" | cut -f1) KiB)"
 }
 
+# ---------------------------------------------------------------------------------------
+# 6. Cross builds only: Debian's libyaml-cpp.a for the target, unpacked from its package
+#    file into the prefix (apt-get download + dpkg-deb -x: nothing is installed, so the
+#    machine's libyaml-cpp-dev stays). The version is the machine's own, so both
+#    architectures link the same yaml-cpp and share its headers.
+# ---------------------------------------------------------------------------------------
+build_yaml_cpp_cross() {
+  local version want work deb
+  version="$(dpkg-query -W -f='${Version}' libyaml-cpp-dev)" || die "libyaml-cpp-dev is not installed"
+  want="libyaml-cpp-dev$pkg_suffix $version"
+  if stamp_ok "$prefix/.yaml-cpp.stamp" "$want" "$prefix/lib/libyaml-cpp.a"; then
+    log "libyaml-cpp-dev$pkg_suffix $version: up to date (skipped)"
+    return 0
+  fi
+  work="$deps/build/yaml-cpp"
+  rm -rf "$work"
+  mkdir -p "$work"
+  log "libyaml-cpp-dev$pkg_suffix $version: apt-get download, unpack libyaml-cpp.a"
+  (cd "$work" && apt-get -q download "libyaml-cpp-dev$pkg_suffix=$version" >download.log 2>&1) ||
+    { tail -n 5 "$work/download.log" >&2; die "apt-get download libyaml-cpp-dev$pkg_suffix=$version failed"; }
+  deb="$(find "$work" -maxdepth 1 -name 'libyaml-cpp-dev_*.deb' -print -quit)"
+  [[ -n "$deb" ]] || die "apt-get download left no libyaml-cpp-dev .deb in $work"
+  dpkg-deb -x "$deb" "$work/root" || die "dpkg-deb -x $deb failed"
+  [[ -f "$work/root/usr/lib/$triplet/libyaml-cpp.a" ]] || die "$deb has no usr/lib/$triplet/libyaml-cpp.a"
+  install -m 0644 "$work/root/usr/lib/$triplet/libyaml-cpp.a" "$prefix/lib/libyaml-cpp.a"
+  printf '%s' "$want" >"$prefix/.yaml-cpp.stamp"
+  log "libyaml-cpp-dev$pkg_suffix $version: installed $prefix/lib/libyaml-cpp.a"
+}
+
 ensure_deb_src
 build_openssl
 build_curl
 build_systemd
+((cross)) && build_yaml_cpp_cross
 
 # The Debian archives the static link uses as they are: fail early if one is missing.
-multiarch="$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)"
-for a in libcares.a libz.a libarchive.a libacl.a libcap.a libyaml-cpp.a; do
-  [[ -f "/usr/lib/$multiarch/$a" ]] || die "/usr/lib/$multiarch/$a is missing (its -dev package should ship it)"
+debian_archives=(libcares.a libz.a libarchive.a libacl.a libcap.a)
+((cross)) || debian_archives+=(libyaml-cpp.a)
+for a in "${debian_archives[@]}"; do
+  [[ -f "/usr/lib/$triplet/$a" ]] || die "/usr/lib/$triplet/$a is missing (its -dev package should ship it)"
 done
 trap - ERR
 log "done in $(($(date +%s) - t_start)) s: $prefix"
