@@ -4,8 +4,8 @@
 #   build/static/kasm-bootstrap.deb (the default the Packer template uploads).
 # Configures and builds the static preset first when needed (scripts/build-static-deps.sh
 # for its libraries), prints `dpkg-deb --info` and `--contents`, and checks:
-#   - the contents: binary, units, the startup-script templates of every Kasm generation
-#     (identical to cloud-init/<generation>/, which must not be stale: cloud-init/generate.py
+#   - the contents: binary, units, the startup-script templates of every provider and Kasm
+#     generation (identical to cloud-init/[<provider>/]<generation>/, which must not be stale: cloud-init/generate.py
 #     --check), copyright, changelog.gz and the man page (gzip -9n, reproducible), bash
 #     completion, the logrotate conffile, the lintian overrides;
 #   - the logrotate file: `logrotate -d`, and a real forced rotation of a copy pointed at a
@@ -69,12 +69,13 @@ version="$(dpkg-deb -f "$deb" Version)"
 
 # The startup-script templates, one directory per Kasm generation (cloud-init/<generation>/,
 # written by cloud-init/generate.py), packaged as data: <file>.tmpl under templates/.
+# One directory per provider and generation (docs/providers.md): AWS at the top, 2
+# generations x 2 variants; azure, gcp, oci, digitalocean the same; kubevirt 2 cloud-configs.
 templates=()
-for t in cloud-init/kasm-*/*; do
-  [[ -f "$t" ]] && templates+=("${t#cloud-init/}")
-done
-((${#templates[@]} == 4)) ||
-  fail "expected 4 templates under cloud-init/kasm-*/ (2 generations x 2 variants), found ${#templates[@]}"
+while IFS= read -r t; do templates+=("${t#cloud-init/}"); done < <(
+  find cloud-init -mindepth 2 -type f \( -name startup-script.sh -o -name startup-cloud-config.yaml \) | sort)
+((${#templates[@]} == 22)) ||
+  fail "expected 22 templates under cloud-init/ (5 clouds x 2 generations x 2 variants + 2 KubeVirt), found ${#templates[@]}"
 readonly tdir=usr/share/kasm-bootstrap/templates
 readonly doc=usr/share/doc/kasm-bootstrap
 
