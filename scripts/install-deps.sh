@@ -34,6 +34,10 @@ test_pkgs=(
   clang libclang-rt-14-dev
   # style and static analysis (scripts/lint.sh)
   clang-format clang-tidy
+  # the compiler cache scripts/test.sh keeps on the machine (KB_CACHE_DIR)
+  ccache
+  # chroots of Debian 11, 12 and 13 for the static binaries (scripts/test-chroots.sh)
+  debootstrap
   # e2e fault suite: packet loss on the release link (iptables statistic where tc netem's
   # kernel module is missing); metadata firewall tests: iptables-nft makes Docker's
   # DOCKER-USER chain and reads our rule back (dockerd calls it too)

@@ -65,7 +65,10 @@ run() {
 run "static build and tests (scripts/test-static.sh)" scripts/test-static.sh
 run "systemd units (scripts/check-systemd-units.sh)" scripts/check-systemd-units.sh
 run "packer template (scripts/check-packer.sh)" scripts/check-packer.sh
-run "startup-script templates (tests/release/test_templates.py)" "$py" tests/release/test_templates.py
+# The rendered templates go on into `kasm-bootstrap plan`: the static build's binary, the
+# one that ships (the test's own default is the dev build, which CI does not make).
+run "startup-script templates (tests/release/test_templates.py)" \
+  env KB_DEV_BINARY="${KB_DEV_BINARY:-$repo/build/static/kasm-bootstrap}" "$py" tests/release/test_templates.py
 run "debian package (scripts/build-deb.sh)" scripts/build-deb.sh
 
 failed=0

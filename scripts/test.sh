@@ -22,6 +22,9 @@
 #   fuzz           the libFuzzer targets, two at a time (one per core)
 #   clang-tidy     every src/ file changed since scripts/tidy-record.txt (KB_TIDY_ALL=1: all)
 #   release        binary checks and empty chroot, systemd units, packer, templates, .deb
+#   arm64          scripts/test-static.sh --arch arm64: the aarch64 cross build, its suites
+#                  under qemu-aarch64, binary checks, the arm64 .deb
+#   chroots        scripts/test-chroots.sh: both binaries in Debian 11, 12, 13 chroots
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -101,12 +104,40 @@ if [[ $(id -u) -eq 0 ]]; then
   export KB_TEST_NO_SKIP="${KB_TEST_NO_SKIP:-1}"
 fi
 
+# What a clean clone can take from the machine (the "cache on the machine" of the CI
+# budget), under $KB_CACHE_DIR; each cache checks what it holds, so it can only save
+# time, never change what is built or tested. A clean machine fills them.
+#   static-deps*  the static libraries, reached through build/static-deps* links;
+#                 scripts/build-static-deps.sh checks each library's stamp (source
+#                 version + options) and rebuilds what differs;
+#   ccache        compiled objects (ccache hashes the preprocessed source and the
+#                 command line; CCACHE_BASEDIR makes paths inside the clone relative, so
+#                 another clone's objects match); its statistics end the run;
+#   chroots       scripts/test-chroots.sh's Debian 11, 12 and 13 trees (their stamps
+#                 hold the debootstrap arguments; rebuilt after 14 days).
+# An empty KB_CACHE_DIR (or not root) caches nothing and builds everything in build/.
+cache_dir="${KB_CACHE_DIR-/var/cache/kasm-bootstrap}"
+if [[ -n "$cache_dir" && $(id -u) -eq 0 ]]; then
+  mkdir -p build
+  for d in static-deps static-deps-arm64; do
+    if [[ ! -e "build/$d" ]]; then
+      mkdir -p "$cache_dir/$d"
+      ln -s "$cache_dir/$d" "build/$d"
+    fi
+  done
+  export KB_CACHE_DIR="$cache_dir"
+  export CCACHE_DIR="$cache_dir/ccache" CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1 CCACHE_MAXSIZE=5G
+  # Read by CMake at each build directory's first configure (CMake 3.17+).
+  export CMAKE_C_COMPILER_LAUNCHER=ccache CMAKE_CXX_COMPILER_LAUNCHER=ccache
+fi
+
 sanitizer_env=(env ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
 # ctest: the tests mostly wait (servers, timeouts, dockerd), so 2 per core; the e2e suites
 # hold one lock among themselves (tests/CMakeLists.txt) and are started first.
 ctest_jobs=$((jobs * 2))
 
 stage "dependencies" scripts/install-deps.sh --test
+[[ -n "${CCACHE_DIR:-}" ]] && ccache --zero-stats >/dev/null
 stage "format" scripts/lint.sh --format
 stage "static deps" scripts/build-static-deps.sh
 stage "static build" bash -c 'cmake --preset static >/dev/null && cmake --build --preset static -j"$1"' _ "$jobs"
@@ -123,6 +154,11 @@ if [[ "${KB_TEST_QUICK:-0}" != 1 ]]; then
   fi
   # The static binary and its tests ran above; the release checks use that build as it is.
   stage "release" env KB_SKIP_CTEST=1 scripts/test-release.sh
+  # The aarch64 binary: cross build, its suites under qemu-aarch64 (what emulation cannot
+  # run is left out, docs/static-build.md "arm64"), binary checks, the arm64 .deb.
+  stage "arm64" scripts/test-static.sh --arch arm64
+  # Both static binaries in Debian 11, 12 and 13 chroots (docs/chroot-checks.md).
+  stage "chroots" env KB_CHROOT_CACHE="${KB_CACHE_DIR:+$KB_CACHE_DIR/chroots}" scripts/test-chroots.sh
   # Mutation testing (scripts/mutants.sh) only when asked: about 10 min.
   if [[ "${KB_TEST_MUTANTS:-0}" == 1 ]]; then
     stage "mutants" scripts/mutants.sh
@@ -130,5 +166,9 @@ if [[ "${KB_TEST_QUICK:-0}" != 1 ]]; then
 fi
 
 print_table
+if [[ -n "${CCACHE_DIR:-}" ]] && command -v ccache >/dev/null; then
+  echo "ccache ($CCACHE_DIR), this run:"
+  ccache --print-stats 2>/dev/null | grep -E '^(direct_cache_hit|preprocessed_cache_hit|cache_miss)\s' | sed 's/^/  /' || true
+fi
 echo "all stages passed; ctest entries over all stages:"
 printf 'total: %d passed, %d failed, %d skipped\n' "$total_passed" "$total_failed" "$total_skipped"
