@@ -1,7 +1,9 @@
 // Bodies that come back from metadata services (AWS IMDS, GCP, Azure, Oracle Cloud,
-// DigitalOcean) on their way to an agent address. The input is one response body; every
-// parser a body can reach gets it: the plain-text address answer, OCI's VNIC JSON, the
-// IMDS multi-line lists, the IMDSv2 token and the 'mac' item.
+// DigitalOcean, OpenStack) on their way to an agent address. The input is one response
+// body; every parser a body can reach gets it: the plain-text address answer, the public
+// IPv4 items (GCP external IP, Azure publicIpAddress, OpenStack public-ipv4), Azure's
+// load-balancer JSON, OCI's VNIC JSON, the IMDS multi-line lists, the IMDSv2 token and
+// the 'mac' item.
 // A body comes from the network, so whatever ends up in a message must be printable
 // (quoted, truncated), and an accepted address must be canonical.
 
@@ -78,6 +80,19 @@ extern "C" int LLVMFuzzerTestOneInput(const unsigned char* data, std::size_t siz
     check_address(ip);
   } catch (const kb::net::SourceError& e) {
     check_source_error(e);
+  }
+
+  // The public IPv4 items and Azure's /metadata/loadbalancer: IPv4 only, canonical.
+  for (const auto& parse :
+       {+[](const std::string& b) { return kb::net::metadata_ipv4(b, "GET public-ipv4"); },
+        +[](const std::string& b) { return kb::net::azure_lb_public_ip(b, "GET /metadata/loadbalancer"); }}) {
+    try {
+      const std::string ip = parse(body);
+      FUZZ_CHECK(ip.find(':') == std::string::npos, "an IPv6 address from an IPv4-only parser: " + ip);
+      check_address(ip);
+    } catch (const kb::net::SourceError& e) {
+      check_source_error(e);
+    }
   }
 
   // IMDSv2 token: it goes into a request header, so it must not be able to add one.
