@@ -24,6 +24,11 @@ CFG
 # guest has one virtio NIC.
 mkdir -p "$r/etc/network/interfaces.d"
 printf 'auto lo\niface lo inet loopback\n\nsource /etc/network/interfaces.d/*\n' >"$r/etc/network/interfaces"
+# cloud-init's locale module sets en_US.UTF-8 (its default) with locale-gen, which on
+# Debian generates what /etc/locale.gen lists, so the image lists it (as dpkg-reconfigure
+# locales would); without it update-locale refuses and the module fails.
+sed -i 's/^# *\(en_US.UTF-8 UTF-8\)/\1/' "$r/etc/locale.gen"
+grep -q '^en_US.UTF-8 UTF-8' "$r/etc/locale.gen" || echo 'en_US.UTF-8 UTF-8' >>"$r/etc/locale.gen"
 # A persistent journal, as on an Ubuntu cloud image (journald's Storage=auto keeps it in
 # /var/log/journal when that directory exists), so the test can read it after power-off.
 mkdir -p "$r/var/log/journal"

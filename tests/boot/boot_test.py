@@ -210,6 +210,18 @@ def grep_tree(root, needle):
     return hits
 
 
+def journal_text(directory):
+    """The guest's journal files as text (journalctl --directory, every field's message),
+    or None when there are none: journald may compress a long field, so the raw bytes are
+    not enough to say a value is absent."""
+    if not os.path.isdir(directory) or not shutil.which("journalctl"):
+        return None
+    r = subprocess.run(["journalctl", "--directory", directory, "-o", "export", "--no-pager"],
+                       capture_output=True, timeout=120)
+    text = r.stdout.decode(errors="replace")
+    return text if r.returncode == 0 and text else None
+
+
 def read(path):
     try:
         with open(path, errors="replace") as f:
@@ -305,11 +317,30 @@ def main():
                 failures.append("no /var/log/cloud-init-output.log in the guest")
             if summary and ": SUCCESS" in summary and not os.path.exists(os.path.join(out, "fake-installer", "argv")):
                 failures.append("no recorded installer argv (/fake-installer/argv) in the guest")
+            output = read(os.path.join(out, "log", "cloud-init-output.log"))
+            if "started kasm-bootstrap.service" not in output:
+                failures.append("cloud-init-output.log does not show the startup script starting the unit")
+            journal = journal_text(os.path.join(out, "log", "journal"))
+            if journal is None:
+                failures.append("no readable persistent journal in the guest's /var/log/journal")
+            else:
+                if world.TOKEN in journal:
+                    failures.append("the manager token is in the guest's journal")
+                if summary and ": SUCCESS" in summary and "kasm-bootstrap: success" not in journal:
+                    failures.append("the journal has no 'kasm-bootstrap: success' line")
             hits = grep_tree(out, world.TOKEN)
             # The token's one legitimate place: the agent configuration (never in these logs),
             # and the user-data cloud-init keeps (/var/lib/cloud, not copied).
             if hits:
                 failures.append(f"the manager token is in the guest's {hits}")
+        # What the guest did, seen by the world's servers.
+        if summary and ": SUCCESS" in summary:
+            for server, line in (("imds", "GET /latest/meta-data/local-ipv4 token=yes -> 200"),
+                                 ("ec2md", "/user-data -> 200"), ("manager", "GET /api/__healthcheck -> 200")):
+                if line not in read(w.servers[server].log_path):
+                    failures.append(f"the {server} server never answered '{line}'")
+            if "status=200" not in read(w.servers["release"].log_path):
+                failures.append("the release server never served the release")
         log("timings: " + ", ".join(f"{k} +{v:.0f} s" for k, v in marks.items()))
         if a.keep:
             os.makedirs(a.keep, exist_ok=True)
