@@ -60,7 +60,11 @@ case "$arch" in
     ;;
   *) echo "build-static-deps: --arch '$arch' is not supported (amd64 or arm64)" >&2; exit 2 ;;
 esac
-readonly deps="${KB_STATIC_DEPS_DIR:-$default_deps}"
+# Resolved: build/static-deps may be a link into the machine's cache (scripts/test.sh), and
+# curl's stamp holds --with-openssl=<prefix>, so each clone's own path through the link
+# would make the cached curl look stale.
+deps="$(realpath -m "${KB_STATIC_DEPS_DIR:-$default_deps}")"
+readonly deps
 readonly prefix="$deps/prefix"
 
 t_start=$(date +%s)
