@@ -1,6 +1,10 @@
 #!/usr/bin/env python3
 """Boot test: a real Debian 12 VM (QEMU TCG) becomes a Kasm agent from EC2-style user-data.
 
+GROUNDWORK for issue 16, not yet run by CI (scripts/test.sh has no stage for it): the
+image comes from provision.sh in a chroot, not from Packer's qemu builder; there is no
+baked image, no reboot check and no bench yet (docs/boot.md, "What remains for issue 16").
+
     tests/boot/boot_test.py [--timeout SECONDS] [--keep DIR]
 
 The image is tests/boot/make-base-image.sh's "plain" image (our .deb installed and the
