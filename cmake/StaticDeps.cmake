@@ -2,7 +2,7 @@
 # `static`). Included by the top-level CMakeLists.txt instead of the find_package() calls
 # of the dynamic build; defines the same INTERFACE target, kb_third_party.
 #
-# Every library is linked by explicit .a path (DESIGN.md §6):
+# Every library is linked by explicit .a path (docs/static-build.md "Linking by path"):
 #   - libcurl, libsystemd and OpenSSL come from ${KB_STATIC_PREFIX}, built by
 #     scripts/build-static-deps.sh from Debian's own source packages (Debian's libcurl.a
 #     needs Kerberos/LDAP, which ship no .a; Debian ships no libsystemd.a at all; Debian's

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds into build/static-deps/prefix the libraries the fully static kasm-bootstrap
-# needs but Debian ships no usable .a for (DESIGN.md §6):
+# needs but Debian ships no usable .a for (docs/static-build.md "Linking by path"):
 #
 #   libcurl     from Debian's own source package, HTTP/HTTPS + unix sockets only,
 #               the OpenSSL below, zlib, c-ares as resolver (no NSS at run time).
@@ -337,7 +337,8 @@ curl_options=(
   --without-libssh2 --without-libssh --without-wolfssh --without-librtmp --without-gssapi
   --without-libgsasl --without-gnutls --without-nss --without-wolfssl --without-mbedtls
   --without-bearssl --without-rustls
-  # The program sets CURLOPT_CAINFO itself (DESIGN.md §5); this is only the fallback.
+  # The program sets CURLOPT_CAINFO itself (docs/static-build.md "The CA bundle"); this is
+  # only the fallback.
   --with-ca-bundle=/etc/ssl/certs/ca-certificates.crt --without-ca-path
 )
 
@@ -403,7 +404,7 @@ build_curl() {
 }
 
 # ---------------------------------------------------------------------------------------
-# 5. libsystemd.a — the recipe of DESIGN.md §6.
+# 5. libsystemd.a — the recipe of docs/static-build.md "libsystemd".
 # ---------------------------------------------------------------------------------------
 systemd_options=(
   --buildtype=minsize -Dmode=release -Dstatic-libsystemd=true -Dskip-deps=true -Dtests=false -Dman=false

@@ -3,7 +3,8 @@
 #   1. `systemd-analyze verify` of each unit, in a scratch root holding the distribution's
 #      units, a stub /usr/bin/kasm-bootstrap and cloud-init's boot ordering;
 #   2. a boot transaction for multi-user.target with kasm-bootstrap.service enabled must
-#      have no ordering cycle (cloud-final.service is After=multi-user.target, DESIGN.md §5);
+#      have no ordering cycle (cloud-final.service is After=multi-user.target; docs/platform.md
+#      "Boot ordering");
 #   3. self-test: the same unit without After=multi-user.target MUST show the cycle, so
 #      check 2 is known to detect one.
 # Installs the `systemd` package if systemd-analyze is missing. Exit non-zero on failure.
@@ -112,7 +113,7 @@ grep -qi 'ordering cycle' <<<"$out" ||
   fail "self-test: systemd-analyze did not report the known ordering cycle, so the cycle check proves nothing:
 $out"
 
-# Content checks of what DESIGN.md §5 requires.
+# Content checks of what the boot ordering requires (docs/platform.md "Boot ordering").
 u="$repo/systemd/kasm-bootstrap.service"
 for want in '^Type=notify$' '^NotifyAccess=main$' '^TimeoutStartSec=' '^Wants=.*network-online\.target' \
   '^After=.*network-online\.target' '^After=.*cloud-final\.service' '^After=.*multi-user\.target' \

@@ -281,8 +281,8 @@ ExitCode command_run(const CommonOptions& o, std::istream& in, Output& output) {
   auto loaded = load_configuration(o, in, config::Purpose::kRun, output, o.dry_run ? "plan" : "run");
   Runtime runtime;
   Machine machine{sys::RootFs(o.root), runtime.processes, runtime.http};
-  // A baked image (DESIGN.md §5) takes the fast path; a damaged or mismatched bake falls
-  // back to the full install, and says why.
+  // A baked image (docs/kasm-installer.md §9) takes the fast path; a damaged or
+  // mismatched bake falls back to the full install, and says why.
   auto choice = steps::choose_bootstrap_plan(machine.fs, loaded.config);
   auto& plan = choice.plan;
   const nlohmann::json path{{"chosen", choice.path}, {"reason", choice.reason}};

@@ -285,7 +285,8 @@ std::optional<json> coerce(const KeySpec& spec, const RawValue& raw, std::string
 
 bool is_multiline_pem_key(std::string_view key) { return key == "nginx_cert" || key == "nginx_key"; }
 
-// Input rules of DESIGN.md §4 that apply to the text itself, whatever the key's meaning.
+// Input rules (docs/providers.md "What the rendered values look like") that apply to the text
+// itself, whatever the key's meaning.
 std::string normalise_text(std::string_view key, std::string value) {
   if (is_multiline_pem_key(key)) {
     // Kasm may render PEM with literal "\n" (it was written for `echo -e`).

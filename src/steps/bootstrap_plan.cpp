@@ -24,8 +24,9 @@ plan::Plan build_bootstrap_plan() {
   return plan::Plan(std::move(steps));
 }
 
-// DESIGN.md §5 "Pre-baked fast path": only the per-instance work. The image build did the
-// placeholder install (bake-release); no download, no apt, no installer.
+// The pre-baked fast path (docs/kasm-installer.md §9): only the per-instance work. The
+// image build did the placeholder install (bake-release); no download, no apt, no
+// installer.
 plan::Plan build_fast_path_plan(const kasm::BakeManifest& /*bake*/) {
   std::vector<std::unique_ptr<plan::Step>> steps;
   steps.push_back(make_preflight());

@@ -1,5 +1,5 @@
-// install-certificates: give kasm_proxy the operator's nginx pair (or a fresh
-// self-signed one for this instance) and make nginx serve it. DESIGN.md §5.
+// install-certificates: give kasm_proxy the operator's nginx pair (or a fresh self-signed
+// one for this instance) and make nginx serve it. docs/kasm-installer.md §8, item 4.
 
 #include "kasm_bootstrap/kasm/certificates.hpp"
 #include "kasm_bootstrap/net/docker_client.hpp"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# A private, offline Docker Engine for tests (DESIGN.md §6): Debian's dockerd on its own
-# socket, data root and exec root under WORLD_DIR, plus a small image (static busybox +
-# Debian's nginx) built without any registry and loaded with `docker import`.
+# A private, offline Docker Engine for tests (docs/platform.md, "Docker Engine"): Debian's
+# dockerd on its own socket, data root and exec root under WORLD_DIR, plus a small image
+# (static busybox + Debian's nginx) built without any registry and loaded with
+# `docker import`.
 #
 #   docker_world.sh start WORLD_DIR [--netns NS]
 #                                     start (or find running) dockerd, import the image;

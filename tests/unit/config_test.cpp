@@ -1,4 +1,5 @@
-// Configuration layers, precedence and every validation message of DESIGN.md §4.
+// Configuration layers, precedence and every validation message (README.md "Configuration";
+// docs/providers.md "What the rendered values look like").
 
 #include "cert_fixtures.hpp"
 #include "kasm_bootstrap/config/loader.hpp"

@@ -1,7 +1,7 @@
 #pragma once
-// What `kasm-bootstrap prebake` put into the image (DESIGN.md §5 "Pre-baked fast path"),
-// and whether a booting instance may trust it. The manifest lives in /etc/kasm-bootstrap
-// because the image build's clean step wipes the state directory.
+// What `kasm-bootstrap prebake` put into the image (docs/kasm-installer.md §9, the
+// pre-baked fast path), and whether a booting instance may trust it. The manifest lives
+// in /etc/kasm-bootstrap because the image build's clean step wipes the state directory.
 
 #include "kasm_bootstrap/config/config.hpp"
 #include "kasm_bootstrap/system/root_fs.hpp"

@@ -1,6 +1,6 @@
 #pragma once
-// The nginx certificate of kasm_proxy (DESIGN.md §5 "Certificates"): checking a PEM pair
-// before anything is written, and making a fresh self-signed pair for one instance.
+// The nginx certificate of kasm_proxy (docs/kasm-installer.md §8, item 4): checking a PEM
+// pair before anything is written, and making a fresh self-signed pair for one instance.
 // Used twice: by config validation (so `plan` rejects a bad pair before any change) and
 // by the install-certificates step (again, with the detected agent address).
 

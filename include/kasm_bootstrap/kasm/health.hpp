@@ -1,8 +1,8 @@
 #pragma once
-// Is this agent healthy (DESIGN.md §5 "Health")? Kasm's containers run (and are healthy
-// where their image has a health check) and the manager's health check answers. Each
-// check reports its own result and latency; a failing check is a result, not an
-// exception, so `kasm-bootstrap health` can show all of them at once.
+// Is this agent healthy (docs/kasm-installer.md §8, item 6)? Kasm's containers run (and
+// are healthy where their image has a health check) and the manager's health check
+// answers. Each check reports its own result and latency; a failing check is a result,
+// not an exception, so `kasm-bootstrap health` can show all of them at once.
 
 #include "kasm_bootstrap/config/config.hpp"
 #include "kasm_bootstrap/net/docker_client.hpp"

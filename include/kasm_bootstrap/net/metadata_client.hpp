@@ -31,7 +31,8 @@ private:
 };
 
 struct MetadataPolicy {
-  // AWS's default hop limit of 1 means a reply may simply never arrive (DESIGN.md §5).
+  // AWS's default hop limit of 1 means a reply may simply never arrive (docs/platform.md,
+  // "IMDSv2 and the hop limit").
   std::chrono::milliseconds connect_timeout{250};
   std::chrono::milliseconds response_timeout{1000};
   int max_attempts = 3;

@@ -1,8 +1,9 @@
 #pragma once
-// A step of the plan (DESIGN.md §3): it can describe itself (for --dry-run, secrets
-// redacted by the output channel), check whether its work is already done (read-only),
-// and apply itself. Steps exchange results through named outputs ("agent_address"),
-// which the executor records in the state file so a resumed run still has them.
+// A step of the plan (ARCHITECTURE.md, "Key ideas"): it can describe itself (for
+// --dry-run, secrets redacted by the output channel), check whether its work is already
+// done (read-only), and apply itself. Steps exchange results through named outputs
+// ("agent_address"), which the executor records in the state file so a resumed run still
+// has them.
 
 #include "kasm_bootstrap/config/config.hpp"
 #include "kasm_bootstrap/error.hpp"

@@ -1,7 +1,7 @@
 #pragma once
-// The ensure-swap step (DESIGN.md §5 "Swap"): decide (system/swap_decision.hpp), create
-// the file, swapon, one tagged fstab line. make_ensure_swap() in steps.hpp builds it with
-// the options below taken from the environment.
+// The ensure-swap step (docs/platform.md "Swap"): decide (system/swap_decision.hpp),
+// create the file, swapon, one tagged fstab line. make_ensure_swap() in steps.hpp builds
+// it with the options below taken from the environment.
 
 #include "kasm_bootstrap/plan/step.hpp"
 #include "kasm_bootstrap/system/swap_decision.hpp"

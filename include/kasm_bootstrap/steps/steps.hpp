@@ -1,6 +1,7 @@
 #pragma once
-// The bootstrap plan of DESIGN.md §3, and the id of every step in it. Each step lives in
-// its own file under src/steps/; this header is the wiring.
+// The bootstrap plans (ARCHITECTURE.md, "Key ideas": three plans), and the id of every
+// step in them. Each step lives in its own file under src/steps/; this header is the
+// wiring.
 
 #include "kasm_bootstrap/kasm/bake_manifest.hpp"
 #include "kasm_bootstrap/kasm/installer.hpp"
@@ -26,7 +27,7 @@ inline constexpr std::string_view kBlockMetadata = "block-metadata";
 // Both paths: the registration written into the installed release, then bin/start.
 inline constexpr std::string_view kConfigureAgent = "configure-agent";
 inline constexpr std::string_view kStartServices = "start-services";
-// Pre-baked fast path (DESIGN.md §5).
+// Pre-baked fast path (docs/kasm-installer.md §9).
 inline constexpr std::string_view kEnsureDocker = "ensure-docker";
 // prebake only.
 inline constexpr std::string_view kBakeRelease = "bake-release";

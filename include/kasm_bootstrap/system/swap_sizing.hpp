@@ -1,6 +1,6 @@
 #pragma once
-// How big the swap file should be (DESIGN.md §5): cloud-init's rule, so a Kasm agent
-// gets the same swap as any other cloud-init host of its size. Pure functions over
+// How big the swap file should be (docs/platform.md "Swap"): cloud-init's rule, so a Kasm
+// agent gets the same swap as any other cloud-init host of its size. Pure functions over
 // numbers and over the text of /proc files, so every boundary is testable.
 
 #include <cstdint>
