@@ -346,15 +346,22 @@ ProcessResult ProcessRunner::run(const Command& command, const std::atomic<bool>
   for (;;) {
     if (!exited && child.try_reap(status)) exited = true;
     if (exited) {
-      // Grandchildren may keep the pipe open after the child exits: take what is already
-      // written, then stop without waiting for them. At most one pipe's capacity: a
-      // grandchild that never stops writing (a daemon's log) must not keep us here.
+      // Grandchildren may keep the pipe open after the child exits. One of them may still
+      // be passing on the child's own last lines: Kasm's install.sh sends all its output
+      // through `exec &> >(tee LOG)` (docs/kasm-installer.md §2), and on a loaded machine
+      // tee writes them after the shell has exited. So read until end of file, but for at
+      // most kDrainGrace and one pipe's capacity: a grandchild that never closes the pipe
+      // (a daemon) or never stops writing to it (its log) must not keep us here.
+      constexpr auto kDrainGrace = std::chrono::seconds(2);
+      const auto drain_until = Clock::now() + kDrainGrace;
       const int capacity = ::fcntl(read_end.get(), F_GETPIPE_SZ);
       std::size_t budget = capacity > 0 ? static_cast<std::size_t>(capacity) : std::size_t{1} << 20;
       while (pipe_open && budget > 0) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(drain_until - Clock::now());
+        if (left.count() <= 0) break;
         pollfd pfd{read_end.get(), POLLIN, 0};
-        if (::poll(&pfd, 1, 0) <= 0) break;
-        budget -= std::min(budget, read_available());
+        if (::poll(&pfd, 1, static_cast<int>(std::min<long long>(left.count(), kTickMs))) < 0 && errno != EINTR) break;
+        if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) budget -= std::min(budget, read_available());
       }
       break;
     }

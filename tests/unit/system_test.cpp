@@ -136,6 +136,33 @@ TEST_CASE("child processes: output lines, exit status, stdin closed, deadline ki
     CHECK(s.exit_code == 0);
     CHECK_FALSE(s.timed_out);
   }
+  SECTION("lines a grandchild passes on just after the child exits are kept") {
+    // As Kasm's install.sh does (`exec &> >(tee LOG)`): the shell exits, then tee writes its
+    // last lines. The writer here is a stand-in for a tee that is late under load.
+    std::vector<std::string> got;
+    sys::Command late;
+    late.argv = {"sh", "-c", "echo first; (sleep 0.3; echo last) & exit 0"};
+    late.on_output_line = [&](std::string_view l) { got.emplace_back(l); };
+    const auto r2 = runner.run(late);
+    CHECK(r2.exit_code == 0);
+    CHECK(got == std::vector<std::string>{"first", "last"});
+  }
+  SECTION("a grandchild that keeps the pipe open without writing does not keep the run waiting") {
+    // `sleep 60` holds the pipe: the run returns after the drain's grace, well before it
+    // ends (were it waited for, the 60 s would show in the exit of the test, not here).
+    TempDir tmp;
+    const auto pidfile = tmp.path() / "holder.pid";
+    sys::Command hold;
+    hold.argv = {"sh", "-c", "sleep 60 & echo $! > " + pidfile.string() + "; exit 0"};
+    const auto before = std::chrono::steady_clock::now();
+    const auto h = runner.run(hold);
+    const auto waited = std::chrono::steady_clock::now() - before;
+    const auto holder = kb::test::read_file(pidfile);
+    REQUIRE_FALSE(holder.empty());
+    ::kill(std::stoi(holder), SIGKILL);
+    CHECK(h.exit_code == 0);
+    CHECK(waited < std::chrono::seconds(30));
+  }
   SECTION("the deadline stops the child and its own children") {
     TempDir tmp;
     const auto marker = tmp.path() / "grandchild-survived";
