@@ -1,7 +1,8 @@
 # Ubuntu 22.04 or 24.04 AMIs (amd64 and arm64) for Kasm Workspaces autoscaled Docker
-# Agents, with kasm-bootstrap. One build, two sources sharing every provisioner:
-# amazon-ebs.ubuntu_amd64 and amazon-ebs.ubuntu_arm64 (Graviton); pick one with
-# `-only=amazon-ebs.ubuntu_amd64` (or ..._arm64). base_os chooses the Ubuntu release.
+# Agents, with kasm-bootstrap. One build, three sources sharing every provisioner:
+# amazon-ebs.ubuntu_amd64 and amazon-ebs.ubuntu_arm64 (Graviton), and qemu.debian12, the
+# boot test's local stand-in for the amd64 AMI (tests/boot, docs/boot.md). Build the AMIs
+# with `-only='amazon-ebs.*'` (or one of them by name). base_os chooses the Ubuntu release.
 #
 # Works with Debian's packer 1.6.6 (amazon-ebs built in) and Packer 1.7+ (after
 # `packer init packer/plugins`; see plugins/plugins.pkr.hcl for why that block lives
@@ -52,13 +53,17 @@ locals {
   # /etc/kasm-bootstrap/config.json: what every agent made from this image shares. What
   # Kasm renders into user-data (server id, token, manager, names, certificates) comes
   # on top of it at boot, key by key.
-  image_defaults = {
+  image_defaults = merge({
     release_url    = var.release_url
     release_sha256 = lower(var.release_sha256)
     cache_dir      = var.cache_dir
     swap_size      = var.swap_size
     metrics_file   = var.metrics_file
-  }
+  }, var.extra_image_defaults)
+
+  # qemu.debian12: its disk and output, by default under this checkout's build/.
+  qemu_source_image     = var.qemu_source_image != "" ? var.qemu_source_image : "${path.root}/../build/boot/source.qcow2"
+  qemu_output_directory = var.qemu_output_directory != "" ? var.qemu_output_directory : "${path.root}/../build/boot/image"
 
   # On the AMI and its snapshot. {{ .SourceAMI }} and {{ .SourceAMIName }} are filled in by
   # the amazon-ebs builder (its tag template data), not by HCL.
@@ -166,12 +171,49 @@ source "amazon-ebs" "ubuntu_arm64" {
   }
 }
 
+# The boot test's image (tests/boot/boot_test.py build; docs/boot.md): the same
+# provisioners as the AMIs, run over SSH on a local VM instead of an EC2 build instance.
+# Its disk is a Debian 12 cloud image the test makes with debootstrap: the stand-in for
+# Canonical's Ubuntu 22.04 AMI, since no Ubuntu image or archive is reachable from the
+# machines this project is tested on. Like an EC2 build instance it boots with cloud-init,
+# whose Ec2 datasource reads the instance metadata (the test serves it, with the build
+# user's public key), and Packer connects as the image's default user. The test passes
+# the QEMU command line (qemu_args: the kernel, the disks, its network in the test's
+# namespace, the EC2 SMBIOS table); without it Packer's defaults apply. Software
+# emulation (TCG): the test machines have no KVM.
+source "qemu" "debian12" {
+  disk_image       = true
+  iso_url          = local.qemu_source_image
+  iso_checksum     = "none" # a local file the test has just made (make-base-image.sh)
+  use_backing_file = false  # a copy: the cached source image is never written
+  skip_resize_disk = true   # the source image is made with room to spare
+  skip_compaction  = true   # the boot test boots the image as it is written
+  disk_compression = false
+  format           = "qcow2"
+  accelerator      = "tcg"
+  headless         = true
+  memory           = 3072
+  cpus             = 2
+  vm_name          = "kasm-bootstrap.qcow2"
+  output_directory = local.qemu_output_directory
+  qemuargs         = var.qemu_args
+
+  communicator         = "ssh"
+  ssh_username         = "debian" # the default user of Debian's cloud-init (ubuntu on Ubuntu)
+  ssh_private_key_file = var.qemu_ssh_private_key_file
+  ssh_host             = var.qemu_ssh_host
+  skip_nat_mapping     = var.qemu_ssh_host != ""
+  ssh_timeout          = "30m" # a first boot under TCG, cloud-init included, takes minutes
+  shutdown_command     = "sudo -n shutdown -P now"
+  shutdown_timeout     = "15m"
+}
+
 build {
-  sources = ["source.amazon-ebs.ubuntu_amd64", "source.amazon-ebs.ubuntu_arm64"]
+  sources = ["source.amazon-ebs.ubuntu_amd64", "source.amazon-ebs.ubuntu_arm64", "source.qemu.debian12"]
 
   # The .deb of the source's architecture (provision.sh checks that it matches the machine).
   provisioner "file" {
-    only        = ["amazon-ebs.ubuntu_amd64"]
+    only        = ["amazon-ebs.ubuntu_amd64", "qemu.debian12"]
     source      = local.deb_file
     destination = "/tmp/kasm-bootstrap.deb"
   }
@@ -185,7 +227,7 @@ build {
   provisioner "shell" {
     execute_command = "chmod +x {{ .Path }}; sudo -n -E env {{ .Vars }} bash {{ .Path }}"
     script          = "${path.root}/scripts/provision.sh"
-    environment_vars = [
+    environment_vars = concat([
       "KB_DEB=/tmp/kasm-bootstrap.deb",
       "KB_IMAGE_DEFAULTS=${jsonencode(local.image_defaults)}",
       "KB_RELEASE_URL=${var.release_url}",
@@ -194,19 +236,19 @@ build {
       "KB_PREFETCH=${var.prefetch_release}",
       "KB_TOOL_VERSION=${local.kasm_bootstrap_version}",
       "KB_METRICS_FILE=${var.metrics_file}",
-    ]
+    ], var.provisioner_environment)
   }
 
-  # Pre-baked fast path (DESIGN.md §5): Docker, the release and its service images
+  # Pre-baked fast path (docs/kasm-installer.md §9): Docker, the release and its service images
   # installed but not started (install.sh -D, placeholder registration values, the
   # installer's nginx key removed), recorded in /etc/kasm-bootstrap/bake.json. At boot
   # `run` sees the manifest and only does the per-instance parts.
   provisioner "shell" {
     execute_command = "chmod +x {{ .Path }}; sudo -n -E env {{ .Vars }} bash {{ .Path }}"
-    environment_vars = [
+    environment_vars = concat([
       "KB_BAKED=${var.baked}",
       "KB_SERVICE_IMAGES=${var.service_images}",
-    ]
+    ], var.provisioner_environment)
     inline = [
       "set -euo pipefail",
       "if [ \"$KB_BAKED\" != true ]; then echo '==> baked=false: skipping kasm-bootstrap prebake'; exit 0; fi",
@@ -218,13 +260,16 @@ build {
 
   # Last: make the image generic (no instance identity, no logs, no state).
   provisioner "shell" {
-    execute_command = "chmod +x {{ .Path }}; sudo -n -E env {{ .Vars }} bash {{ .Path }}"
-    script          = "${path.root}/scripts/clean.sh"
+    execute_command  = "chmod +x {{ .Path }}; sudo -n -E env {{ .Vars }} bash {{ .Path }}"
+    script           = "${path.root}/scripts/clean.sh"
+    environment_vars = var.provisioner_environment
   }
 
   # build/packer-manifest.json: artifact_id is <region>:<ami id>; custom_data says what the
-  # image carries.
+  # image carries. Not for qemu.debian12, whose builder has no SourceAMI: the boot test
+  # reads its image from qemu_output_directory.
   post-processor "manifest" {
+    only       = ["amazon-ebs.ubuntu_amd64", "amazon-ebs.ubuntu_arm64"]
     output     = "${path.root}/../build/packer-manifest.json"
     strip_path = true
     custom_data = {

@@ -150,3 +150,46 @@ variable "service_images" {
   default     = ""
   description = "baked=true only: path ON THE BUILD INSTANCE of Kasm's offline service images tarball, passed to install.sh -s (empty = the installer pulls them)."
 }
+
+variable "extra_image_defaults" {
+  type        = map(string)
+  default     = {}
+  description = "More keys for the image defaults /etc/kasm-bootstrap/config.json (docs/configuration.md), as text; e.g. ca_bundle for a release mirror behind a private CA. A key given here wins over the variables above."
+}
+
+variable "provisioner_environment" {
+  type        = list(string)
+  default     = []
+  description = "More NAME=VALUE environment for every provisioner script on the build instance, e.g. https_proxy=http://proxy:3128 or CURL_CA_BUNDLE=/path (provision.sh's pre-fetch uses curl)."
+}
+
+# qemu.debian12 only: the boot test's local build (tests/boot/boot_test.py; docs/boot.md).
+variable "qemu_source_image" {
+  type        = string
+  default     = ""
+  description = "qemu.debian12: the disk image the VM starts from (tests/boot/make-base-image.sh); empty = build/boot/source.qcow2 of this checkout."
+}
+
+variable "qemu_output_directory" {
+  type        = string
+  default     = ""
+  description = "qemu.debian12: where the built image (kasm-bootstrap.qcow2) goes; must not exist; empty = build/boot/image of this checkout."
+}
+
+variable "qemu_ssh_private_key_file" {
+  type        = string
+  default     = ""
+  description = "qemu.debian12: private key of the build user, whose public key the instance metadata gives to cloud-init."
+}
+
+variable "qemu_ssh_host" {
+  type        = string
+  default     = ""
+  description = "qemu.debian12: the VM's address when qemu_args gives it a network of its own; empty = Packer's user-mode network and port forward on 127.0.0.1."
+}
+
+variable "qemu_args" {
+  type        = list(list(string))
+  default     = []
+  description = "qemu.debian12: QEMU arguments, each a list of an option and its value (Packer's qemuargs); an option given here replaces Packer's default for it (-drive, -netdev, -device)."
+}

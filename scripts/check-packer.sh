@@ -75,6 +75,17 @@ if out="$(packer validate "${only_common[@]}" -var "deb_file=$deb" -var "deb_fil
 fi
 grep -qF "$missing" <<<"$out" || fail "packer validate failed without naming the missing arm64 .deb: $out"
 log "  refused as it should: both sources, no arm64 .deb"
+# The boot suite's source (docs/boot.md) alone, with what tests/boot/boot_test.py passes.
+log "packer validate -only=qemu.debian12 (qemu_* variables, extra_image_defaults, provisioner_environment)"
+packer validate -only=qemu.debian12 "${only_common[@]}" -var "deb_file=$deb" -var "deb_file_arm64=$missing" \
+  -var qemu_source_image=/nonexistent/source.qcow2 -var qemu_ssh_host=10.77.0.2 \
+  -var 'qemu_args=[["-smbios", "type=1,manufacturer=Amazon EC2"]]' -var baked=true \
+  -var 'extra_image_defaults={"ca_bundle": "/etc/kb-boot-test/ca.pem"}' \
+  -var 'provisioner_environment=["KASM_FAKE_ROOT=/kbroot"]' packer/ || fail "packer validate -only=qemu.debian12"
+got="$(printf 'local.image_defaults\n' | packer console "${common[@]}" -var 'extra_image_defaults={"ca_bundle": "/x.pem", "swap_size": "off"}' packer/ 2>&1)"
+grep -qF '"ca_bundle" = "/x.pem"' <<<"$got" && grep -qF '"swap_size" = "off"' <<<"$got" ||
+  fail "extra_image_defaults did not reach local.image_defaults (or did not win over swap_size): $got"
+log "  extra_image_defaults reach the image defaults and win over the variables"
 log "packer validate packer/ (baked=true, prefetch_release=false, subnet_id set)"
 packer validate "${common[@]}" -var baked=true -var prefetch_release=false -var subnet_id=subnet-0123456789abcdef0 \
   -var region=eu-west-1 packer/ || fail "packer validate packer/ (baked variant)"

@@ -20,9 +20,11 @@ rm -rf /var/lib/kasm-bootstrap /run/kasm-bootstrap
 log "cloud-init clean --logs --seed"
 cloud-init clean --logs --seed
 
+# The build user is the image's default user (ubuntu on Ubuntu, debian on the boot test's
+# Debian image); cloud-init gives it the key of each instance at its first boot.
 log "SSH host keys (regenerated on first boot) and authorized keys of the build user"
 rm -f /etc/ssh/ssh_host_*
-rm -f /home/ubuntu/.ssh/authorized_keys /root/.ssh/authorized_keys
+rm -f /home/*/.ssh/authorized_keys /root/.ssh/authorized_keys
 
 log "machine-id (regenerated on first boot)"
 truncate -s 0 /etc/machine-id
