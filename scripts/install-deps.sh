@@ -44,6 +44,10 @@ test_pkgs=(
   iptables
   # sd-bus test (bake_systemd_test): a private dbus-daemon with a fake systemd1 in Python
   dbus-daemon python3-dbus python3-gi
+  # boot suite (scripts/test-boot.sh, docs/boot.md): Packer's qemu builder (Debian's packer
+  # 1.6.6 has it built in; scripts/check-packer.sh uses it too), QEMU, the VM's DHCP server
+  # (dnsmasq-base: the program without a host-wide service), SSH into the guest, debugfs
+  packer qemu-system-x86 qemu-utils dnsmasq-base openssh-client
 )
 
 pkgs=("${build_pkgs[@]}")

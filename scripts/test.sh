@@ -25,6 +25,9 @@
 #   arm64          scripts/test-static.sh --arch arm64: the aarch64 cross build, its suites
 #                  under qemu-aarch64, binary checks, the arm64 .deb
 #   chroots        scripts/test-chroots.sh: both binaries in Debian 11, 12, 13 chroots
+#   boot           scripts/test-boot.sh: Packer's qemu.debian12 builds the plain and the
+#                  baked image; each boots in a QEMU VM with real cloud-init and systemd,
+#                  then reboots (docs/boot.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -70,6 +73,9 @@ count_of() {
   else
     counted=$({ grep -hoE '(clang-format: [0-9]+ files formatted|clang-tidy: [0-9]+ of [0-9]+ files changed|clang-tidy: [0-9]+ files clean)' "$log" || true; } |
       tr '\n' ';' | sed 's/;$//; s/;/; /g')
+    if [[ -z $counted ]] && line=$(grep -E '^boot: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n1); then
+      counted=${line#boot: }
+    fi
     # test-release.sh's summary: one "ok" or "FAILED" line per check.
     if [[ -z $counted ]] && grep -q '^========== test-release summary' "$log"; then
       counted="$(grep -cE '^  ok ' "$log" || true) checks ok, $(grep -cE '^  FAILED ' "$log" || true) failed"
@@ -159,6 +165,9 @@ if [[ "${KB_TEST_QUICK:-0}" != 1 ]]; then
   stage "arm64" scripts/test-static.sh --arch arm64
   # Both static binaries in Debian 11, 12 and 13 chroots (docs/chroot-checks.md).
   stage "chroots" env KB_CHROOT_CACHE="${KB_CACHE_DIR:+$KB_CACHE_DIR/chroots}" scripts/test-chroots.sh
+  # The images Packer builds from this checkout's .deb (made by the release stage), booted
+  # under QEMU TCG with real cloud-init and systemd, and rebooted (docs/boot.md).
+  stage "boot" scripts/test-boot.sh
   # Mutation testing (scripts/mutants.sh) only when asked: about 10 min.
   if [[ "${KB_TEST_MUTANTS:-0}" == 1 ]]; then
     stage "mutants" scripts/mutants.sh

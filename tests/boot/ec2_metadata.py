@@ -2,8 +2,9 @@
 """The rest of EC2's instance metadata service that cloud-init's Ec2 datasource reads, in
 front of tests/fakes/imds.py (which keeps the IMDSv2 token rules and the address items).
 
-  ec2_metadata.py --upstream HOST:PORT --user-data FILE [--bind ADDR] [--port N]
-                  [--mac MAC] [--local-ipv4 IP] [--instance-id ID] [--region R]
+  ec2_metadata.py --upstream HOST:PORT [--user-data FILE] [--public-key FILE]
+                  [--bind ADDR] [--port N] [--mac MAC] [--local-ipv4 IP]
+                  [--instance-id ID] [--region R]
 
 Every request is first put to the upstream imds.py: PUT /latest/api/token is answered by it
 (its token, its TTL and X-Forwarded-For rules); a GET is allowed only when the upstream
@@ -11,8 +12,10 @@ accepts its token for /latest/meta-data/mac (so IMDSv2 "required" holds here exa
 there: no token or an unknown one is 401). An item the upstream has (local-ipv4, mac, ...)
 is its answer; the rest comes from the tree below, under every API version cloud-init asks
 for (/<version>/... as /latest/...): the meta-data listing and items, the network
-interface for the one MAC, placement, /user-data (the file, byte for byte) and
-/dynamic/instance-identity/document. Which paths cloud-init reads, and the AWS layout
+interface for the one MAC, placement, /user-data (the file, byte for byte; 404 without
+one, as for an instance launched without user data), the key pair's public key
+(public-keys/0=<name>, public-keys/0/openssh-key: the instance's launch key, which
+cloud-init gives to the image's default user) and /dynamic/instance-identity/document. Which paths cloud-init reads, and the AWS layout
 they follow: docs/boot.md, "Instance metadata".
 
 Prints "READY <port>"; logs "<METHOD> <path> -> <status>" on stderr.
@@ -29,7 +32,9 @@ p = argparse.ArgumentParser()
 p.add_argument("--port", type=int, default=0)
 p.add_argument("--bind", default="127.0.0.1")
 p.add_argument("--upstream", required=True, help="HOST:PORT of tests/fakes/imds.py")
-p.add_argument("--user-data", required=True)
+p.add_argument("--user-data", default="", help="empty: the instance has no user data (404)")
+p.add_argument("--public-key", default="", help="OpenSSH public key file of the launch key pair")
+p.add_argument("--key-name", default="kb-boot-test")
 p.add_argument("--mac", default="0e:12:34:56:78:9a")
 p.add_argument("--local-ipv4", default="10.77.0.2")
 p.add_argument("--subnet", default="10.77.0.0/24")
@@ -38,8 +43,10 @@ p.add_argument("--region", default="eu-west-1")
 args = p.parse_args()
 up_host, _, up_port = args.upstream.rpartition(":")
 
-with open(args.user_data, "rb") as f:
-    USER_DATA = f.read()
+USER_DATA = None
+if args.user_data:
+    with open(args.user_data, "rb") as f:
+        USER_DATA = f.read()
 
 az = args.region + "a"
 mac = args.mac
@@ -68,6 +75,13 @@ TREE = {
     "placement": {"availability-zone": az, "region": args.region},
     "network": {"interfaces": {"macs": {mac: iface}}},
 }
+# An instance launched with a key pair (AWS: "Instance metadata categories", public-keys/):
+# the listing is "0=<key name>", the key itself under public-keys/0/openssh-key.
+PUBLIC_KEY = None
+if args.public_key:
+    with open(args.public_key) as f:
+        PUBLIC_KEY = f.read().strip() + "\n"
+    TREE["public-keys"] = {"0": {"openssh-key": PUBLIC_KEY}}
 DOCUMENT = json.dumps({
     "accountId": "123456789012", "architecture": "x86_64", "availabilityZone": az,
     "imageId": TREE["ami-id"], "instanceId": args.instance_id, "instanceType": "t3.medium",
@@ -147,6 +161,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if status != 200:
             return self.answer(status, body, {"Content-Type": "text/plain"}, " (upstream token check)")
         if rest == "user-data":
+            if USER_DATA is None:
+                return self.answer(404, "Not Found")
             return self.answer(200, USER_DATA, {"Content-Type": "application/octet-stream"})
         if rest in ("dynamic", "dynamic/"):
             return self.answer(200, "instance-identity/")
@@ -160,7 +176,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 status, body, _ = upstream("GET", "/latest/meta-data/" + item, self.forwarded_headers())
                 if status == 200:
                     return self.answer(200, body, {"Content-Type": "text/plain"}, " (upstream)")
-            found = lookup([x for x in item.split("/") if x])
+            parts = [x for x in item.split("/") if x]
+            if parts == ["public-keys"] and PUBLIC_KEY is not None:
+                return self.answer(200, f"0={args.key_name}", {"Content-Type": "text/plain"})
+            found = lookup(parts)
             if found is None:
                 return self.answer(404, "Not Found")
             return self.answer(200, found[0], {"Content-Type": "text/plain"})

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The boot test's fixtures in the plain image (tests/boot/make-base-image.sh, "Boot-test
-# fixtures"; docs/boot.md "Fixtures"): ROOT is the tree, VERSION the fake Kasm release's.
-# Test-only: none of this is on a real AMI.
+# The boot test's fixtures in the source image Packer's qemu.debian12 starts from
+# (tests/boot/make-base-image.sh; docs/boot.md "Fixtures"): ROOT is the tree, VERSION the
+# fake Kasm release's. Test-only: none of this is on a real AMI; each stands in for
+# something the test world lacks.
 set -euo pipefail
 r=$1 version=$2
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -15,9 +16,12 @@ cat >>"$r/etc/fstab" <<'FSTAB'
 LABEL=kb-boot-test /etc/kb-boot-test ext4 ro,nofail,x-systemd.device-timeout=20s 0 0
 FSTAB
 
-# `docker compose` for the fake release's bin/start, first in the unit's PATH.
-mkdir -p "$r$t/bin"
-install -m 0755 "$repo/tests/fakes/bin/docker" "$r$t/bin/docker"
+# `docker compose` (Debian 12's docker.io has only docker-compose 1.29; an Ubuntu AMI with
+# Kasm's Docker has the compose plugin) for the fake release's bin/start and install.sh:
+# tests/fakes/bin/docker, in /usr/local/bin, so both the unit and a provisioner's sudo
+# (secure_path) find it before /usr/bin/docker.
+install -m 0755 "$repo/tests/fakes/bin/docker" "$r/usr/local/bin/docker"
+mkdir -p "$r$t"
 # The fake agent/proxy images, from docker_world.sh's offline rootfs tarball.
 tarball=$("$repo/tests/fakes/docker_world.sh" image | awk '$1 == "TARBALL" {print $2}')
 [[ -s "$tarball" ]] || { echo "plain-files: docker_world.sh image made no tarball" >&2; exit 1; }
@@ -43,7 +47,9 @@ cat >"$r/etc/systemd/system/kb-boot-test-images.service" <<'UNIT'
 Description=Boot test: the fake Kasm service images (test-only)
 Requires=docker.service
 After=docker.service
-Before=kasm-bootstrap.service
+# Before cloud-final: on the image build, the provisioners start once cloud-init is done
+# (provision.sh waits for it) and prebake needs the images.
+Before=kasm-bootstrap.service cloud-final.service
 
 [Service]
 Type=oneshot
@@ -57,7 +63,7 @@ UNIT
 ln -sf /etc/systemd/system/kb-boot-test-images.service "$r/etc/systemd/system/multi-user.target.wants/kb-boot-test-images.service"
 mkdir -p "$r/etc/systemd/system/kasm-bootstrap.service.d"
 cat >"$r/etc/systemd/system/kasm-bootstrap.service.d/kb-boot-test.conf" <<UNIT
-# Boot test only: the fake release's root and compose shim (tests/boot/plain-files.sh).
+# Boot test only: the fake release's root (tests/boot/source-files.sh).
 [Unit]
 Wants=kb-boot-test-images.service
 After=kb-boot-test-images.service
@@ -65,5 +71,4 @@ RequiresMountsFor=/kbroot /etc/kb-boot-test
 
 [Service]
 Environment=KASM_FAKE_ROOT=/kbroot
-Environment=PATH=$t/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 UNIT
