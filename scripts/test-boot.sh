@@ -72,7 +72,7 @@ fi
 for k in plain baked; do
   f="$out/boot-$k.keep/boot-console.log"
   if [[ -f $f ]]; then
-    grep -aoE 'kasm-bootstrap [^ ]+: (SUCCESS|FAILED)[^\r]*' "$f" | sed "s/^/  console ($k): /" || true
+    grep -aoE 'kasm-bootstrap [^ ]+: (SUCCESS|FAILED)[^[:cntrl:]]*' "$f" | sed "s/^/  console ($k): /" || true
   fi
 done
 
