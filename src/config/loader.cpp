@@ -376,8 +376,12 @@ std::optional<std::string> text_limits_problem(const KeySpec& spec, const json& 
   return std::nullopt;
 }
 
+// The variables Kasm's startup scripts render, every version and provider (docs/providers.md
+// "What the rendered values look like"). Only these mean "never rendered": other braces are
+// legal in a value (an operator's manager token may hold "{x}").
 const std::regex& template_pattern() {
-  static const std::regex pattern(R"(\{[A-Za-z_][A-Za-z0-9_]*\})");
+  static const std::regex pattern(R"(\{(server_id|manager_token|upstream_auth_address|provider_name|)"
+                                  R"(server_hostname|server_external_fqdn|nginx_cert_in|nginx_key_in|ssh_key)\})");
   return pattern;
 }
 

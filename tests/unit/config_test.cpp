@@ -157,6 +157,18 @@ TEST_CASE("input rules: unrendered templates, None, $request_host$, PEM escapes"
     CHECK(contains(msg, "not rendered by Kasm"));
     CHECK(contains(msg, "KASM_BOOTSTRAP_SERVER_ID"));
   }
+  SECTION("braces that name no Kasm variable are a legal value") {
+    // Kasm renders only its own names; an operator's token may hold anything else.
+    const auto loaded = with({{"MANAGER_TOKEN", "t{x}o{{y}}k{server}en"}, {"PROVIDER", "{provider}"}});
+    CHECK(loaded.problems.empty());
+    CHECK(loaded.config.provider == "{provider}");
+  }
+  SECTION("every variable a Kasm startup script renders is recognised when left unrendered") {
+    for (const char* name : {"server_hostname", "server_external_fqdn", "provider_name", "ssh_key"}) {
+      const auto loaded = with({{"SERVER_HOSTNAME", std::string("agent-{") + name + "}"}});
+      CHECK(contains(problem_for(loaded, "server_hostname"), "not rendered by Kasm"));
+    }
+  }
   SECTION("a secret that is still a template is reported without being stored") {
     const auto loaded = with({{"MANAGER_TOKEN", "{manager_token}"}});
     CHECK(contains(problem_for(loaded, "manager_token"), "not rendered by Kasm"));
