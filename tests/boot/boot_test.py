@@ -33,11 +33,13 @@ cloud-init's identify_aws requires), so cloud-init's Ec2 datasource does its eph
 in init-local, takes an IMDSv2 token, gives the launch key to the image's default user
 (debian) and, at boot, reads the user-data: cloud-init/kasm-1.17-1.18/startup-script.sh
 rendered exactly as Kasm renders it (tests/release/test_templates.py: render(),
-str.format with Kasm 1.18's six variables); cloud-final runs it, the script starts
+str.format with Kasm 1.18's six variables, of realistic sizes, the manager token and the
+provider name hostile but legal: BOOT_TOKEN, PROVIDER_NAME); cloud-final runs it, the script starts
 kasm-bootstrap.service, whose summary line goes to the serial console.
 
 Asserts of `boot`, from outside the VM:
-  - the console shows "kasm-bootstrap <version>: SUCCESS" within the timeout, not the token;
+  - the console shows "kasm-bootstrap <version>: SUCCESS" within the timeout, not the token
+    (in any spelling: every token check looks for TOKEN_MARK, a part only the token has);
   - over SSH (the launch key): the unit succeeded, `kasm-bootstrap status` says done,
     the agent's containers run in the guest's dockerd, swap is on, and no process's argv
     holds the token (every /proc/*/cmdline is read, the search is done here);
@@ -87,8 +89,27 @@ MAC = "0e:12:34:56:78:9a"  # imds.py's default --mac: the NIC's, so the metadata
 EC2_UUID = "ec2b0071-5e5a-1b2c-3d4e-5f60718293a4"
 RELEASE_PORT = "8443"
 SUMMARY = re.compile(r"kasm-bootstrap (\S+): (SUCCESS|FAILED)\b[^\r\n]*")  # src/report/console_observer.cpp
+UNIT_REFUSED = re.compile(r"kasm-bootstrap\[\d+\]: \d+ problem\(s\) in the configuration[^\r\n]*"
+                          r"|Failed to start [^\r\n]*kasm-bootstrap[^\r\n]*")
 TEMPLATE = Template("aws", "kasm-1.17-1.18", "bash")
 IMAGE_NAME = "kasm-bootstrap.qcow2"  # packer: vm_name
+# The user-data's values: what Kasm 1.18 passes, hostile but legal. The manager token is an
+# operator's string in Kasm (the Zone's Manager Token): quotes, $, backticks, braces,
+# format and comment characters, a backslash; the provider name is the VM provider
+# config's name, spaces and quotes included. The server id must be a UUID and the manager
+# address must reach the world's manager, so those two are plain. TOKEN_MARK is a part of
+# the token nothing else holds: a leak check finds the token in any spelling (escaped,
+# quoted) by it, not only the raw token.
+TOKEN_MARK = "kbboot7q"
+BOOT_TOKEN = TOKEN_MARK + "'tok\"en $HOME `id` $(id) {x} {{y}} %s \\ #:-!&*|> 5f1c9a7d"
+PROVIDER_NAME = 'AWS "agents" with  two  spaces '
+
+
+def leaked(text):
+    """Whether TEXT holds the manager token, in any spelling."""
+    return BOOT_TOKEN in text or TOKEN_MARK in text
+
+
 # What the test world needs in the image defaults (docs/boot.md "Fixtures"): its CA, on the
 # second disk, and the Docker socket as the fake release needs it (under /kbroot).
 TEST_DEFAULTS = {"ca_bundle": "/etc/kb-boot-test/ca.pem", "manager_ca": "/etc/kb-boot-test/ca.pem",
@@ -459,6 +480,12 @@ def wait_summary(w, vm, console, t0, timeout, marks):
             marks["summary"] = now
             log(f"+{now:.0f} s: {m.group(0).strip()}")
             return m.group(0).strip()
+        # A run refused before it starts (a configuration error) prints no summary; its
+        # lines reach the console through the unit's StandardOutput=journal+console.
+        refused = UNIT_REFUSED.search(text)
+        if refused:
+            log(f"+{now:.0f} s: {refused.group(0).strip()}")
+            return refused.group(0).strip()
         if vm.poll() is not None:
             return None
         time.sleep(2)
@@ -509,7 +536,7 @@ def check_running_agent(state, failures, what):
         failures.append(f"{what}: no swap file is on in the guest: {state['swaps']!r}")
     elif not set(on) & set(in_fstab):
         failures.append(f"{what}: the swap file that is on ({on}) is not in /etc/fstab: {state['swaps']!r}")
-    if world.TOKEN in state["argv"]:
+    if leaked(state["argv"]):
         failures.append(f"{what}: the manager token is in a guest process's argv")
     if state["status_rc"] != 0 or not re.search(r"^status: done$", state["status"], re.M):
         failures.append(f"{what}: kasm-bootstrap status (exit {state['status_rc']}) does not say done: "
@@ -526,11 +553,11 @@ def check_guest_files(w, out, failures, baked, what):
     if journal is None:
         failures.append(f"{what}: no readable persistent journal in the guest's /var/log/journal")
     else:
-        if world.TOKEN in journal:
+        if leaked(journal):
             failures.append(f"{what}: the manager token is in the guest's journal")
         if "kasm-bootstrap: success" not in journal:
             failures.append(f"{what}: the journal has no 'kasm-bootstrap: success' line")
-    hits = grep_tree(out, world.TOKEN)
+    hits = grep_tree(out, TOKEN_MARK)
     # The token's legitimate places: the agent configuration and the user-data cloud-init
     # keeps (/var/lib/cloud), neither copied out.
     if hits:
@@ -558,9 +585,9 @@ def cmd_boot(a):
     baked = built["kind"] == "baked"
     what = f"{built['kind']} boot"
     w = BootWorld(built["source"])
-    values = dict(realistic_values(TEMPLATE), manager_token=world.TOKEN, server_id=world.SERVER_ID,
+    values = dict(realistic_values(TEMPLATE), manager_token=BOOT_TOKEN, server_id=world.SERVER_ID,
                   upstream_auth_address=HOST_IP, server_hostname="kasm-agent-boot", server_external_fqdn="None",
-                  provider_name="aws")
+                  provider_name=PROVIDER_NAME)
     w.user_data = render(TEMPLATE, values)
     failures, marks, summary = [], {}, None
     try:
@@ -582,7 +609,7 @@ def cmd_boot(a):
                                if vm.poll() is not None else ""))
         elif ": SUCCESS" not in summary:
             failures.append(f"{what}: the run did not succeed: {summary}")
-        if world.TOKEN in console_text:
+        if leaked(console_text):
             failures.append(f"{what}: the manager token is on the serial console")
         ok = summary is not None and ": SUCCESS" in summary
         if ok:
