@@ -27,7 +27,7 @@
 #   chroots        scripts/test-chroots.sh: both binaries in Debian 11, 12, 13 chroots
 #   boot           scripts/test-boot.sh: Packer's qemu.debian12 builds the plain and the
 #                  baked image; each boots in a QEMU VM with real cloud-init and systemd,
-#                  then reboots (docs/boot.md)
+#                  and the plain one reboots (docs/boot.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -166,7 +166,7 @@ if [[ "${KB_TEST_QUICK:-0}" != 1 ]]; then
   # Both static binaries in Debian 11, 12 and 13 chroots (docs/chroot-checks.md).
   stage "chroots" env KB_CHROOT_CACHE="${KB_CACHE_DIR:+$KB_CACHE_DIR/chroots}" scripts/test-chroots.sh
   # The images Packer builds from this checkout's .deb (made by the release stage), booted
-  # under QEMU TCG with real cloud-init and systemd, and rebooted (docs/boot.md).
+  # under QEMU TCG with real cloud-init and systemd, the plain one rebooted (docs/boot.md).
   stage "boot" scripts/test-boot.sh
   # Mutation testing (scripts/mutants.sh) only when asked: about 10 min.
   if [[ "${KB_TEST_MUTANTS:-0}" == 1 ]]; then
